@@ -1,0 +1,1 @@
+"""Small primitives shared by every app. Imports no app and no project configuration."""

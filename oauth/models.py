@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models.functions import Lower
+from oauth2_provider.models import AbstractApplication
+
+from common.ids import PrefixedIdField
+
+
+class User(AbstractUser):
+    """A person. Logs into the portal, and into /admin/ when `is_staff`."""
+
+    class Meta(AbstractUser.Meta):  # type: ignore[name-defined]
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"), condition=~models.Q(email=""), name="user_email_unique_ci"
+            )
+        ]
+
+
+class Organization(models.Model):
+    """The tenant: a merchant or a developer's company. Owns everything else."""
+
+    id = PrefixedIdField(prefix="org")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        User, through="Membership", related_name="organizations"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", "Developer"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.organization}"
+
+
+class Application(AbstractApplication):
+    """A third-party app: an OAuth client owned by an organization, which also holds
+    the organization's API keys and webhook endpoints."""
+
+    id = PrefixedIdField(prefix="app")
+    # Annotated by hand: the base class comes untyped from django-oauth-toolkit.
+    organization: models.ForeignKey[Organization, Organization] = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="applications"
+    )
+    description: models.TextField[str, str] = models.TextField(blank=True)
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import check_password
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from oauth.models import Application, Membership, Organization, User
+
+pytestmark = pytest.mark.django_db
+
+
+def seed() -> dict[str, Any]:
+    out = StringIO()
+    call_command("seed_demo", "--json", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1, "--json prints exactly one JSON object"
+    world: dict[str, Any] = json.loads(lines[0])
+    return world
+
+
+def test_seed_prints_the_contract_shape() -> None:
+    world = seed()
+    assert set(world) >= {"base_url", "organizations", "oauth_client", "users"}
+    assert world["base_url"].startswith("http")
+    assert len(world["organizations"]) >= 2
+    org_ids = {org["id"] for org in world["organizations"]}
+    assert all(org_id.startswith("org_") for org_id in org_ids)
+    assert set(world["oauth_client"]) == {"client_id", "client_secret", "redirect_uri"}
+    assert world["oauth_client"]["redirect_uri"].startswith("http://127.0.0.1:")
+    for user in world["users"]:
+        assert set(user) == {"username", "password", "organization", "role", "is_staff"}
+        assert user["organization"] in org_ids
+    owners = {u["organization"] for u in world["users"] if u["role"] == "owner"}
+    assert owners == org_ids, "one owner per organization"
+    assert any(u["is_staff"] for u in world["users"]), "a staff user for /admin/"
+
+
+def test_the_printed_credentials_work() -> None:
+    world = seed()
+    for user in world["users"]:
+        assert authenticate(username=user["username"], password=user["password"]) is not None
+    client = world["oauth_client"]
+    application = Application.objects.get(client_id=client["client_id"])
+    assert application.client_secret != client["client_secret"], "stored hashed"
+    assert check_password(client["client_secret"], application.client_secret)
+    assert application.client_type == Application.CLIENT_CONFIDENTIAL
+    staff = next(u for u in world["users"] if u["is_staff"])
+    assert application.organization_id == staff["organization"], "the merchant's app"
+
+
+def test_seeding_twice_creates_nothing_new() -> None:
+    first = seed()
+    counts = (
+        Organization.objects.count(),
+        User.objects.count(),
+        Membership.objects.count(),
+        Application.objects.count(),
+    )
+    second = seed()
+    assert (
+        Organization.objects.count(),
+        User.objects.count(),
+        Membership.objects.count(),
+        Application.objects.count(),
+    ) == counts
+    assert [o["id"] for o in second["organizations"]] == [o["id"] for o in first["organizations"]]
+    assert second["oauth_client"]["client_id"] == first["oauth_client"]["client_id"]
+    # A fresh secret each run (only its hash is kept); the new one is the one that works.
+    application = Application.objects.get(client_id=second["oauth_client"]["client_id"])
+    assert check_password(second["oauth_client"]["client_secret"], application.client_secret)
+    assert not check_password(first["oauth_client"]["client_secret"], application.client_secret)
+
+
+@override_settings(PRODUCTION=True)
+def test_seed_refuses_to_run_in_production() -> None:
+    with pytest.raises(CommandError, match="not in production"):
+        call_command("seed_demo", "--json", stdout=StringIO())
+    assert not User.objects.exists()
