@@ -37,3 +37,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         print(f"\nREQUIRE_ALL_TESTS=1 but {skipped} test(s) were skipped")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def constraints_checked_now(django_db_setup: None, db: None) -> None:
+    """Tests run inside a transaction that is rolled back, so PostgreSQL's deferred
+    checks (a transfer's entries sum to zero) would never run: run them per statement."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -24,3 +24,40 @@ def make_organization(name: str = "Alice Ltd", owner: User | None = None) -> Org
 
 def add_member(organization: Organization, user: User, role: Role) -> None:
     identity.membership_set(organization=organization, user=user, role=role)
+
+
+# Ledger -------------------------------------------------------------------------------
+
+from ledger import services as ledger  # noqa: E402
+from ledger.models import Account, AccountKind  # noqa: E402
+
+HOLDER = "alice"
+
+
+def system_account(currency: str = "USD", livemode: bool = False) -> Account:
+    return ledger.account_open(
+        holder="platform", livemode=livemode, currency=currency, kind=AccountKind.SYSTEM,
+        name=f"funding {currency}",
+    )
+
+
+def open_account(
+    currency: str = "USD",
+    *,
+    balance: int = 0,
+    holder: str = HOLDER,
+    livemode: bool = False,
+    overdraft_limit: int = 0,
+    funding: Account | None = None,
+) -> Account:
+    account = ledger.account_open(
+        holder=holder, livemode=livemode, currency=currency, overdraft_limit=overdraft_limit
+    )
+    if balance:
+        source = funding or system_account(currency, livemode)
+        ledger.transfer_post(
+            holder=source.holder, livemode=livemode, source_id=source.id,
+            destination_id=account.id, amount=balance, currency=currency,
+        )
+    account.refresh_from_db()
+    return account
