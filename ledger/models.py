@@ -121,9 +121,7 @@ class Transfer(models.Model):
     status = models.CharField(
         max_length=16, choices=TransferStatus.choices, default=TransferStatus.PENDING
     )
-    settlement = models.CharField(
-        max_length=8, choices=Settlement.choices, default=Settlement.AUTO
-    )
+    settlement = models.CharField(max_length=8, choices=Settlement.choices, default=Settlement.AUTO)
     description = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # The caller's own reference, unique per holder and mode: a repeat returns the
@@ -185,9 +183,7 @@ class Entry(models.Model):
 
     id = PrefixedIdField(prefix="txn")
     # No index of its own: the unique (account, seq) index serves every lookup.
-    account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="+", db_index=False
-    )
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+", db_index=False)
     transfer = models.ForeignKey(Transfer, on_delete=models.PROTECT, related_name="entries")
     # Credit positive, debit negative, in the account currency's minor unit.
     amount = models.BigIntegerField()

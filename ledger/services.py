@@ -6,6 +6,10 @@ re-derive it.
 
 Locking, the same everywhere so that two transactions can never wait on each other in a
 cycle (a deadlock): first transfer rows, in id order, then account rows, in id order.
+Locks are `FOR NO KEY UPDATE`: inserting a transfer or an entry takes a `KEY SHARE` lock
+on the accounts it references (the foreign-key check), which a plain `FOR UPDATE` would
+conflict with, so a hold on account A inserting a transfer to B would wait for whoever
+had locked B, outside the id order, and deadlock.
 A hold locks only its source account: money leaving an account needs that account's
 lock to check its funds, money arriving does not, so a popular destination is not a
 point of contention until settlement, which credits it once per batch.
@@ -213,20 +217,25 @@ def transfer_post(
     description: str = "",
     metadata: dict[str, Any] | None = None,
 ) -> Transfer:
-    """A single-phase transfer: held and settled in one transaction."""
+    """A single-phase transfer: held and settled at once, in one transaction."""
+    spec = TransferSpec(
+        source_id=source_id,
+        destination_id=destination_id,
+        amount=amount,
+        currency=currency,
+        settlement=Settlement.MANUAL,
+        description=description,
+        metadata=metadata or {},
+    )
+    _validate_spec(spec)
     with transaction.atomic():
-        created = transfer_create(
-            holder=holder,
-            livemode=livemode,
-            source_id=source_id,
-            destination_id=destination_id,
-            amount=amount,
-            currency=currency,
-            settlement=Settlement.MANUAL,
-            description=description,
-            metadata=metadata,
-        )
-        return transfer_settle(transfer_id=created.transfer.id)
+        # Both sides are written, so both are locked, in id order.
+        accounts = _lock_accounts({source_id, destination_id})
+        _check_spec(spec, accounts, holder, livemode, held_before=0)
+        transfer = _new_transfer(holder, livemode, spec)
+        transfer.save(force_insert=True)
+        _apply(accounts, postings=[(transfer, amount)])
+        return transfer
 
 
 def _create_pending(
@@ -240,48 +249,20 @@ def _create_pending(
     holds: dict[str, int] = {}
     for index, spec in enumerate(specs):
         try:
-            source = sources.get(spec.source_id)
-            if source is None or source.holder != holder:
-                raise errors.AccountNotFound("no such source account", param="source_account")
-            destination = everything.get(spec.destination_id)
-            if destination is None:
-                raise errors.AccountNotFound(
-                    "no such destination account", param="destination_account"
-                )
-            _check_can_move(source, spec, livemode, side="source_account")
-            _check_can_move(destination, spec, livemode, side="destination_account")
-            holds[source.id] = holds.get(source.id, 0) + spec.amount
-            if holds[source.id] > MAX_AMOUNT - source.held:
-                raise errors.BalanceOverflow("the hold would overflow the account")
-            if source.kind != AccountKind.SYSTEM and (
-                source.posted - source.held - holds[source.id] + source.overdraft_limit < 0
-            ):
-                raise errors.InsufficientFunds("the source account has too little available")
+            _check_spec(
+                spec, everything, holder, livemode, held_before=holds.get(spec.source_id, 0)
+            )
         except errors.LedgerError as error:
             if batch:
                 raise errors.BatchItemError(index, error) from error
             raise
+        holds[spec.source_id] = holds.get(spec.source_id, 0) + spec.amount
     with connection.cursor() as cursor:
         cursor.executemany(
             "UPDATE ledger_account SET held = held + %s WHERE id = %s",
             [(amount, account_id) for account_id, amount in sorted(holds.items())],
         )
-    transfers = [
-        Transfer(
-            holder=holder,
-            livemode=livemode,
-            currency_id=spec.currency,
-            source_id=spec.source_id,
-            destination_id=spec.destination_id,
-            amount=spec.amount,
-            settlement=spec.settlement,
-            description=spec.description,
-            metadata=spec.metadata,
-            hold_expires_at=spec.hold_expires_at,
-            client_reference=spec.client_reference,
-        )
-        for spec in specs
-    ]
+    transfers = [_new_transfer(holder, livemode, spec) for spec in specs]
     if len(transfers) == 1:
         transfers[0].save(force_insert=True)
     else:
@@ -289,11 +270,50 @@ def _create_pending(
     return transfers
 
 
+def _check_spec(
+    spec: TransferSpec,
+    accounts: dict[str, Account],
+    holder: str,
+    livemode: bool,
+    *,
+    held_before: int,
+) -> None:
+    """May `spec` move money, given the accounts as read (and, for the source, locked)
+    and what earlier items of the same batch already hold on its source?"""
+    source = accounts.get(spec.source_id)
+    if source is None or source.holder != holder:
+        raise errors.AccountNotFound("no such source account", param="source_account")
+    destination = accounts.get(spec.destination_id)
+    if destination is None:
+        raise errors.AccountNotFound("no such destination account", param="destination_account")
+    _check_can_move(source, spec, livemode, side="source_account")
+    _check_can_move(destination, spec, livemode, side="destination_account")
+    hold = held_before + spec.amount
+    if hold > MAX_AMOUNT - source.held:
+        raise errors.BalanceOverflow("the hold would overflow the account")
+    if source.kind != AccountKind.SYSTEM and source.available - hold < 0:
+        raise errors.InsufficientFunds("the source account has too little available")
+
+
+def _new_transfer(holder: str, livemode: bool, spec: TransferSpec) -> Transfer:
+    return Transfer(
+        holder=holder,
+        livemode=livemode,
+        currency_id=spec.currency,
+        source_id=spec.source_id,
+        destination_id=spec.destination_id,
+        amount=spec.amount,
+        settlement=spec.settlement,
+        description=spec.description,
+        metadata=spec.metadata,
+        hold_expires_at=spec.hold_expires_at,
+        client_reference=spec.client_reference,
+    )
+
+
 def _check_can_move(account: Account, spec: TransferSpec, livemode: bool, *, side: str) -> None:
     if account.livemode != livemode:
-        raise errors.LivemodeMismatch(
-            "live and test mode accounts cannot be mixed", param=side
-        )
+        raise errors.LivemodeMismatch("live and test mode accounts cannot be mixed", param=side)
     if account.currency_id != spec.currency:
         raise errors.CurrencyMismatch(
             f"the {side.replace('_', ' ')} holds {account.currency_id}, not {spec.currency}",
@@ -406,9 +426,7 @@ def transfer_fail(*, transfer_id: str, reason: str) -> Transfer:
         return transfer
 
 
-def transfer_mark_to_fail(
-    *, transfer_id: str, reason: str, holder: str | None = None
-) -> Transfer:
+def transfer_mark_to_fail(*, transfer_id: str, reason: str, holder: str | None = None) -> Transfer:
     """Make a pending transfer fail when it comes to settle (test mode's helper)."""
     with transaction.atomic():
         transfer = _lock_transfers([transfer_id], holder)[transfer_id]
@@ -479,7 +497,7 @@ def transfer_settle_due(*, limit: int = 500) -> SettlementReport:
     """
     with transaction.atomic():
         transfers = list(
-            Transfer.objects.select_for_update(skip_locked=True)
+            Transfer.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(status=TransferStatus.PENDING, settlement=Settlement.AUTO)
             .order_by("created_at")[:limit]
         )
@@ -514,7 +532,7 @@ def transfer_expire_due(*, limit: int = 500, now: dt.datetime | None = None) -> 
     now = now or timezone.now()
     with transaction.atomic():
         transfers = list(
-            Transfer.objects.select_for_update(skip_locked=True)
+            Transfer.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(status=TransferStatus.PENDING, hold_expires_at__lte=now)
             .order_by("id")[:limit]
         )
@@ -569,7 +587,10 @@ def _apply(
         accounts[transfer.source_id].held -= transfer.amount
         touched.add(transfer.source_id)
     for transfer, amount in [*settlements, *postings]:
-        for account_id, signed in ((transfer.source_id, -amount), (transfer.destination_id, amount)):
+        for account_id, signed in (
+            (transfer.source_id, -amount),
+            (transfer.destination_id, amount),
+        ):
             account = accounts[account_id]
             account.posted += signed
             account.entry_count += 1
@@ -635,7 +656,11 @@ def _apply(
 
 
 def _lock_transfers(ids: Iterable[str], holder: str | None) -> dict[str, Transfer]:
-    query = Transfer.objects.select_for_update().filter(id__in=sorted(set(ids))).order_by("id")
+    query = (
+        Transfer.objects.select_for_update(no_key=True)
+        .filter(id__in=sorted(set(ids)))
+        .order_by("id")
+    )
     if holder is not None:
         query = query.filter(holder=holder)
     found = {transfer.id: transfer for transfer in query}
@@ -648,7 +673,7 @@ def _lock_transfers(ids: Iterable[str], holder: str | None) -> dict[str, Transfe
 def _lock_accounts(ids: Iterable[str]) -> dict[str, Account]:
     """Lock accounts in id order: the order every transaction uses, so none deadlock."""
     ids = sorted(set(ids))
-    query = Account.objects.select_for_update().filter(id__in=ids).order_by("id")
+    query = Account.objects.select_for_update(no_key=True).filter(id__in=ids).order_by("id")
     return {account.id: account for account in query}
 
 

@@ -36,7 +36,10 @@ HOLDER = "alice"
 
 def system_account(currency: str = "USD", livemode: bool = False) -> Account:
     return ledger.account_open(
-        holder="platform", livemode=livemode, currency=currency, kind=AccountKind.SYSTEM,
+        holder="platform",
+        livemode=livemode,
+        currency=currency,
+        kind=AccountKind.SYSTEM,
         name=f"funding {currency}",
     )
 
@@ -56,8 +59,12 @@ def open_account(
     if balance:
         source = funding or system_account(currency, livemode)
         ledger.transfer_post(
-            holder=source.holder, livemode=livemode, source_id=source.id,
-            destination_id=account.id, amount=balance, currency=currency,
+            holder=source.holder,
+            livemode=livemode,
+            source_id=source.id,
+            destination_id=account.id,
+            amount=balance,
+            currency=currency,
         )
     account.refresh_from_db()
     return account

@@ -23,8 +23,12 @@ def balances(account: Account) -> tuple[int, int, int]:
 
 def pay(source: Account, destination: Account, amount: int, **extra: object) -> Transfer:
     return ledger.transfer_create(
-        holder=source.holder, livemode=source.livemode, source_id=source.id,
-        destination_id=destination.id, amount=amount, currency=source.currency_id,
+        holder=source.holder,
+        livemode=source.livemode,
+        source_id=source.id,
+        destination_id=destination.id,
+        amount=amount,
+        currency=source.currency_id,
         **extra,  # type: ignore[arg-type]
     ).transfer
 
@@ -116,7 +120,9 @@ def test_a_reversal_is_a_new_opposite_posting() -> None:
     assert balances(shop) == (0, 0, 0)
     history = selectors.account_entries(account_id=alice.id)
     assert [(e.amount, e.balance_after, e.seq) for e in history] == [
-        (1_999, 5_000, 3), (-1_999, 3_001, 2), (5_000, 5_000, 1),
+        (1_999, 5_000, 3),
+        (-1_999, 3_001, 2),
+        (5_000, 5_000, 1),
     ], "the original entries stay; the reversal adds new ones"
     with pytest.raises(errors.TransferNotSettled):
         ledger.transfer_reverse(transfer_id=transfer.id)
@@ -160,7 +166,9 @@ def test_auto_transfers_are_settled_by_the_batch_sweep_one_credit_per_destinatio
     assert report.failed == []
     assert balances(shop) == (3_000, 0, 3_000)
     assert [e.balance_after for e in selectors.account_entries(account_id=shop.id)] == [
-        3_000, 2_000, 1_000,
+        3_000,
+        2_000,
+        1_000,
     ]
     assert balances(alice) == (8_000, 0, 8_000)
     assert ledger.transfer_settle_due().settled == []
@@ -178,7 +186,8 @@ def test_the_sweep_fails_what_cannot_settle_and_releases_its_hold() -> None:
     report = ledger.transfer_settle_due()
     assert [t.id for t in report.settled] == [fine.id]
     assert {(t.id, t.failure_reason) for t in report.failed} == {
-        (doomed.id, "account_frozen"), (asked.id, "test_helper"),
+        (doomed.id, "account_frozen"),
+        (asked.id, "test_helper"),
     }
     assert balances(alice) == (7_000, 0, 7_000)
 
@@ -204,20 +213,35 @@ def test_a_client_reference_makes_a_transfer_once() -> None:
     alice = open_account("USD", balance=1_000)
     shop = open_account("USD", holder="shop")
     first = ledger.transfer_create(
-        holder=HOLDER, livemode=False, source_id=alice.id, destination_id=shop.id,
-        amount=300, currency="USD", client_reference="order-17",
+        holder=HOLDER,
+        livemode=False,
+        source_id=alice.id,
+        destination_id=shop.id,
+        amount=300,
+        currency="USD",
+        client_reference="order-17",
     )
     again = ledger.transfer_create(
-        holder=HOLDER, livemode=False, source_id=alice.id, destination_id=shop.id,
-        amount=300, currency="USD", client_reference="order-17",
+        holder=HOLDER,
+        livemode=False,
+        source_id=alice.id,
+        destination_id=shop.id,
+        amount=300,
+        currency="USD",
+        client_reference="order-17",
     )
     assert first.created and not again.created
     assert again.transfer.id == first.transfer.id
     assert balances(alice) == (1_000, 300, 700)
     with pytest.raises(errors.ClientReferenceReused, match="amount"):
         ledger.transfer_create(
-            holder=HOLDER, livemode=False, source_id=alice.id, destination_id=shop.id,
-            amount=301, currency="USD", client_reference="order-17",
+            holder=HOLDER,
+            livemode=False,
+            source_id=alice.id,
+            destination_id=shop.id,
+            amount=301,
+            currency="USD",
+            client_reference="order-17",
         )
 
 
@@ -236,8 +260,12 @@ def test_history_pages_by_sequence_newest_first() -> None:
     alice = open_account("USD")
     for amount in range(1, 8):
         ledger.transfer_post(
-            holder="platform", livemode=False, source_id=funding.id,
-            destination_id=alice.id, amount=amount, currency="USD",
+            holder="platform",
+            livemode=False,
+            source_id=funding.id,
+            destination_id=alice.id,
+            amount=amount,
+            currency="USD",
         )
     first = selectors.account_entries(account_id=alice.id, limit=3)
     assert [e.amount for e in first] == [7, 6, 5]
