@@ -34,7 +34,7 @@ class IdFactory:
         return hash(self.prefix)
 
 
-class PrefixedIdField(models.CharField):  # type: ignore[type-arg]
+class PrefixedIdField(models.CharField[str, str]):
     """A primary key like `org_01jf…`, generated in Python when the object is built."""
 
     def __init__(self, prefix: str, **kwargs: Any) -> None:

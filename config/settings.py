@@ -122,6 +122,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # A file, not memory, so that a worker process started by a test shares it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -161,7 +163,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# The settlement sweep also runs right after a transfer is created (queued on commit);
+# this schedule is the safety net that catches anything a lost message left behind.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "settle-transfers": {
+        "task": "payments.tasks.settle_transfers",
+        "schedule": env_int("SETTLEMENT_INTERVAL_SECONDS", 2, minimum=1),
+        "options": {"expires": 10},
+    },
+    "expire-holds": {
+        "task": "payments.tasks.expire_holds",
+        "schedule": 30.0,
+        "options": {"expires": 60},
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Identity.

@@ -12,8 +12,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from ledger import selectors as books
 from oauth import services as identity
 from oauth.models import Application, Membership, Organization, Role, User
+from payments import services as payments
 
 DEMO_PASSWORD = "openpay-demo-2026"  # noqa: S105 -- demo only; seed_demo refuses production
 OAUTH_REDIRECT_URI = "http://127.0.0.1:8765/callback"
@@ -25,9 +27,15 @@ class DemoOrganization:
     name: str
     owner: str
 
+    currencies: tuple[str, ...]
 
-MERCHANT = DemoOrganization(key="merchant", name="Acme Supplies", owner="merchant")
-CUSTOMER = DemoOrganization(key="customer", name="Globex Household", owner="customer")
+
+MERCHANT = DemoOrganization(
+    key="merchant", name="Acme Supplies", owner="merchant", currencies=("USD", "EUR")
+)
+CUSTOMER = DemoOrganization(
+    key="customer", name="Globex Household", owner="customer", currencies=("USD", "GBP")
+)
 MERCHANT_STAFF = "merchant-staff"
 
 
@@ -60,7 +68,15 @@ def seed_demo() -> dict[str, Any]:
     return {
         "base_url": settings.PUBLIC_BASE_URL,
         "organizations": [
-            {"id": org.id, "name": org.name, "accounts": []} for org in organizations.values()
+            {
+                "id": org.id,
+                "name": org.name,
+                "accounts": [
+                    {"id": account.id, "currency": account.currency_id}
+                    for account in books.accounts_of(holder=org.id, livemode=False).order_by("id")
+                ],
+            }
+            for org in organizations.values()
         ],
         "oauth_client": {
             "client_id": application.client_id,
@@ -90,8 +106,12 @@ def _organization(demo: DemoOrganization) -> Organization:
         .first()
     )
     if membership:
-        return membership.organization
-    return identity.organization_create(name=demo.name, owner=owner)
+        organization = membership.organization
+    else:
+        organization = identity.organization_create(name=demo.name, owner=owner)
+    if not books.accounts_of(holder=organization.id, livemode=False).exists():
+        payments.sandbox_open(holder=organization.id, currencies=demo.currencies)
+    return organization
 
 
 def _oauth_client(merchant: Organization) -> tuple[Application, str]:

@@ -81,6 +81,13 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(kind__in=AccountKind.values), name="account_kind_valid"
             ),
+            # One system account per purpose, currency and mode, however many workers
+            # ask for it at once.
+            models.UniqueConstraint(
+                fields=["holder", "name", "currency", "livemode"],
+                condition=Q(kind=AccountKind.SYSTEM),
+                name="account_system_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -126,7 +133,8 @@ class Transfer(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # The caller's own reference, unique per holder and mode: a repeat returns the
     # existing transfer instead of moving money twice.
-    client_reference = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", when absent: the unique index must ignore transfers without one.
+    client_reference = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     hold_expires_at = models.DateTimeField(null=True, blank=True)
     # Set on a pending transfer to make its settlement fail with this reason.
     fail_at_settlement = models.CharField(max_length=64, blank=True)

@@ -31,7 +31,6 @@ from ledger.models import (
     Account,
     AccountKind,
     AccountStatus,
-    Currency,
     Entry,
     Settlement,
     Transfer,
@@ -74,6 +73,30 @@ def account_open(
         kind=kind,
         overdraft_limit=overdraft_limit,
     )
+
+
+SYSTEM_HOLDER = "platform"
+
+
+def system_account(*, purpose: str, currency: str, livemode: bool) -> Account:
+    """The platform's own account for `purpose` (e.g. "test funding"), opened on first
+    use. System accounts may go negative: they are where money enters the books."""
+    code = _currency(currency)
+    lookup = {
+        "holder": SYSTEM_HOLDER,
+        "name": purpose,
+        "currency_id": code,
+        "livemode": livemode,
+        "kind": AccountKind.SYSTEM,
+    }
+    account = Account.objects.filter(**lookup).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return Account.objects.create(**lookup)
+    except IntegrityError:  # opened at the same moment by someone else
+        return Account.objects.get(**lookup)
 
 
 def account_freeze(*, account_id: str) -> Account:
@@ -199,9 +222,9 @@ def transfer_batch_create(
         except errors.LedgerError as error:
             raise errors.BatchItemError(index, error) from error
         if spec.client_reference is not None:
-            error = errors.LedgerError("client_reference is not accepted in a batch")
-            error.code = "validation_error"
-            raise errors.BatchItemError(index, error)
+            refused = errors.LedgerError("client_reference is not accepted in a batch")
+            refused.code = "validation_error"
+            raise errors.BatchItemError(index, refused)
     with transaction.atomic():
         return _create_pending(holder, livemode, specs, batch=True)
 
@@ -573,8 +596,8 @@ def _apply(
 ) -> list[Entry]:
     """Release holds, post entries and move transfers to their new state, on accounts
     already locked by the caller. `settlements` post pending transfers and release
-    their holds; `postings` post transfers that never held anything (reversals). Raises (and so rolls back) if any customer account
-    would end below its limit."""
+    their holds; `postings` post transfers that never held anything (reversals).
+    Raises (and so rolls back) if any customer account would end below its limit."""
     now = timezone.now()
     touched: set[str] = set()
     entries: list[Entry] = []
@@ -698,26 +721,3 @@ def _currency(code: object) -> str:
     if not isinstance(code, str) or code not in currency_exponents():
         raise errors.UnknownCurrency(f"{code!r} is not an ISO 4217 currency we support")
     return code
-
-
-__all__ = [
-    "Currency",
-    "Reversal",
-    "SettlementReport",
-    "TransferCreated",
-    "TransferSpec",
-    "account_close",
-    "account_freeze",
-    "account_open",
-    "account_unfreeze",
-    "transfer_batch_create",
-    "transfer_create",
-    "transfer_expire_due",
-    "transfer_fail",
-    "transfer_mark_to_fail",
-    "transfer_post",
-    "transfer_reverse",
-    "transfer_settle",
-    "transfer_settle_due",
-    "transfer_void",
-]

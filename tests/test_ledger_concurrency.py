@@ -272,8 +272,11 @@ def test_a_second_writer_waits_for_the_lock_instead_of_overspending() -> None:
             return "refused"
         return "overspent"
 
-    def work(index: int) -> object:
-        return first(index) if index == 0 else second(index)
+    def work(index: int) -> str:
+        if index == 0:
+            first(index)
+            return "committed"
+        return second(index)
 
     outcomes = in_threads(2, work)
     assert outcomes[1] == "refused"

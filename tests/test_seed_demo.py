@@ -10,6 +10,9 @@ from django.contrib.auth.hashers import check_password
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from ledger.models import Account
+from ledger.selectors import account_balance
+from ledger.verify import ledger_verify
 from oauth.models import Application, Membership, Organization, User
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +44,20 @@ def test_seed_prints_the_contract_shape() -> None:
     assert any(u["is_staff"] for u in world["users"]), "a staff user for /admin/"
 
 
+def test_each_organization_has_funded_test_accounts_one_in_usd() -> None:
+    world = seed()
+    for organization in world["organizations"]:
+        accounts = organization["accounts"]
+        assert len(accounts) >= 2
+        assert "USD" in {account["currency"] for account in accounts}
+        for account in accounts:
+            assert account["id"].startswith("acct_")
+            balance = account_balance(account_id=account["id"], holder=organization["id"])
+            assert balance.currency == account["currency"]
+            assert balance.available > 0
+    assert ledger_verify() is None
+
+
 def test_the_printed_credentials_work() -> None:
     world = seed()
     for user in world["users"]:
@@ -62,7 +79,10 @@ def test_seeding_twice_creates_nothing_new() -> None:
         Membership.objects.count(),
         Application.objects.count(),
     )
+    balances = {a.id: a.posted for a in Account.objects.all()}
     second = seed()
+    assert {a.id: a.posted for a in Account.objects.all()} == balances, "no money added twice"
+    assert second["organizations"] == first["organizations"]
     assert (
         Organization.objects.count(),
         User.objects.count(),

@@ -1,0 +1,89 @@
+"""Writes of the payments layer: it drives the ledger on behalf of the API and workers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from ledger import errors, selectors
+from ledger import services as ledger
+from ledger.models import Account, Transfer
+
+SETTLEMENT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class SettlementRun:
+    settled: int
+    failed: int
+    batches: int
+
+
+def transfers_settle_due(
+    *, batch_size: int = SETTLEMENT_BATCH, budget_seconds: float = 20.0
+) -> SettlementRun:
+    """Settle pending `auto` transfers in batches until none is left or the time budget
+    is spent (the next run picks up the rest)."""
+    settled = failed = batches = 0
+    deadline = time.monotonic() + budget_seconds
+    while time.monotonic() < deadline:
+        report = ledger.transfer_settle_due(limit=batch_size)
+        if not report.settled and not report.failed:
+            break
+        settled += len(report.settled)
+        failed += len(report.failed)
+        batches += 1
+    return SettlementRun(settled=settled, failed=failed, batches=batches)
+
+
+def transfers_expire_holds(*, batch_size: int = SETTLEMENT_BATCH) -> int:
+    """Void every pending transfer whose hold has expired."""
+    expired = 0
+    while voided := ledger.transfer_expire_due(limit=batch_size):
+        expired += len(voided)
+    return expired
+
+
+TEST_FUNDING = "test funding"
+SANDBOX_OPENING_BALANCE = 1_000_000  # in minor units: 10,000.00 USD
+
+
+def test_account_fund(*, holder: str, account_id: str, amount: int) -> Transfer:
+    """Credit test money to a test-mode account, from the platform's test funding source."""
+    account = selectors.account_get(account_id=account_id, holder=holder)
+    if account.livemode:
+        raise errors.AccountNotFound("test money goes only to test-mode accounts", param="id")
+    funding = ledger.system_account(
+        purpose=TEST_FUNDING, currency=account.currency_id, livemode=False
+    )
+    return ledger.transfer_post(
+        holder=funding.holder,
+        livemode=False,
+        source_id=funding.id,
+        destination_id=account.id,
+        amount=amount,
+        currency=account.currency_id,
+        description="Test money",
+    )
+
+
+def sandbox_open(*, holder: str, currencies: tuple[str, ...] = ("USD", "EUR")) -> list[Account]:
+    """A new organization's test-mode accounts, one per currency, funded at once."""
+    accounts = []
+    with transaction.atomic():
+        for currency in currencies:
+            account = ledger.account_open(
+                holder=holder, livemode=False, currency=currency, name=f"Sandbox {currency}"
+            )
+            # The same round sum in every currency's major unit: 10,000 yen, 10,000 dinars.
+            major = SANDBOX_OPENING_BALANCE // 100
+            test_account_fund(
+                holder=holder,
+                account_id=account.id,
+                amount=major * 10 ** selectors.currency_exponents()[currency],
+            )
+            account.refresh_from_db()
+            accounts.append(account)
+    return accounts
