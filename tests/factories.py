@@ -29,19 +29,13 @@ def add_member(organization: Organization, user: User, role: Role) -> None:
 # Ledger -------------------------------------------------------------------------------
 
 from ledger import services as ledger  # noqa: E402
-from ledger.models import Account, AccountKind  # noqa: E402
+from ledger.models import Account  # noqa: E402
 
 HOLDER = "alice"
 
 
 def system_account(currency: str = "USD", livemode: bool = False) -> Account:
-    return ledger.account_open(
-        holder="platform",
-        livemode=livemode,
-        currency=currency,
-        kind=AccountKind.SYSTEM,
-        name=f"funding {currency}",
-    )
+    return ledger.system_account(purpose="test funding", currency=currency, livemode=livemode)
 
 
 def open_account(
