@@ -212,23 +212,48 @@ def test_settling_locks_the_transfer_then_the_accounts_in_id_order_before_writin
     assert 'ORDER BY "ledger_account"."id" ASC FOR NO KEY UPDATE' in sql[lock_accounts]
 
 
-def test_a_hold_locks_only_its_source_before_writing() -> None:
+def test_a_hold_is_one_round_trip_that_locks_only_its_source() -> None:
     alice = open_account("USD", balance=1_000)
     shop = open_account("USD", holder="shop")
-    sql = _statements(
-        lambda: ledger.transfer_create(
-            holder=HOLDER,
-            livemode=False,
-            source_id=alice.id,
-            destination_id=shop.id,
-            amount=100,
-            currency="USD",
-        )
-    )
-    locks = [s for s in sql if s.endswith("FOR NO KEY UPDATE")]
-    assert len(locks) == 1
-    assert f"'{alice.id}'" in locks[0] and f"'{shop.id}'" not in locks[0]
-    assert sql.index(locks[0]) < _first_index(sql, lambda s: s.startswith(("UPDATE", "INSERT")))
+    held, probed = threading.Event(), threading.Event()
+
+    def hold_and_wait(_: int) -> int:
+        from django.db import transaction
+
+        with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+            ledger.transfer_create(
+                holder=HOLDER, livemode=False, source_id=alice.id, destination_id=shop.id,
+                amount=100, currency="USD",
+            )
+            held.set()
+            probed.wait(10)
+        return len([q for q in captured.captured_queries if q["sql"] != "BEGIN"])
+
+    def probe(account_id: str) -> str:
+        from django.db import OperationalError, transaction
+
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM ledger_account WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                    [account_id],
+                )
+        except OperationalError:
+            return "locked"
+        return "free"
+
+    def work(index: int) -> object:
+        if index == 0:
+            return hold_and_wait(index)
+        held.wait(10)
+        try:
+            return probe(alice.id), probe(shop.id)
+        finally:
+            probed.set()
+
+    statements, (source, destination) = in_threads(2, work)  # type: ignore[misc]
+    assert statements == 1, "the hold is one statement"
+    assert (source, destination) == ("locked", "free")
 
 
 def test_a_second_writer_waits_for_the_lock_instead_of_overspending() -> None:
