@@ -49,3 +49,30 @@ check-deploy: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks. django-hordak (the comparison in the ledger section) lives only in its own
+# virtualenv, so the product's .venv never gets it.
+BENCH_VENV  ?= .venv-bench
+BENCH_PY    := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_DB    ?= openpay_bench
+PG_URL      ?= postgres://postgres@127.0.0.1:5432
+BENCH_REDIS ?= redis://127.0.0.1:6379/0
+QUICK       ?=
+
+.PHONY: bench
+
+$(BENCH_STAMP): pyproject.toml requirements.lock
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	@echo '*' > $(BENCH_VENV)/.gitignore
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e . django-hordak
+	@touch $@
+
+## Benchmarks on a fresh PostgreSQL database: `make bench`, or `make bench QUICK=1`
+## for a short run. See docs/benchmarks.md.
+bench: $(STAMP) $(BENCH_STAMP)
+	@pg_isready -h 127.0.0.1 -q \
+		|| pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n 1) main start
+	@for _ in $$(seq 30); do pg_isready -h 127.0.0.1 -q && break; sleep 1; done
+	DEBUG=false DATABASE_URL=$(PG_URL)/$(BENCH_DB) REDIS_URL=$(BENCH_REDIS) \
+		$(PY) -m bench $(if $(QUICK),--quick) --bench-python $(BENCH_PY)
