@@ -79,6 +79,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
+    "payments.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -238,7 +239,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "payments.errors.exception_handler",
 }
+# Requests per second per credential (an organization may have its own) and per client IP.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 100, minimum=1)
+API_IP_RATE_LIMIT = env_int("API_IP_RATE_LIMIT", 200, minimum=1)
+# Largest request body: a batch of 1,000 transfers fits well within it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 512 * 1024
 SPECTACULAR_SETTINGS = {
     "TITLE": "OpenPay API",
     "DESCRIPTION": "Balances, transfers, transaction history, events and webhooks.",
@@ -247,6 +254,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
 }
 
 # E-mail: printed to the console in development.

@@ -150,6 +150,8 @@ class TransferSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     hold_expires_at: dt.datetime | None = None
     client_reference: str | None = None
+    # When set, the destination must belong to this holder too.
+    destination_holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,10 @@ def transfer_create(
     metadata: dict[str, Any] | None = None,
     hold_expires_at: dt.datetime | None = None,
     client_reference: str | None = None,
+    destination_holder: str | None = None,
 ) -> TransferCreated:
-    """Hold `amount` on the source at once; the transfer is `pending` until settled."""
+    """Hold `amount` on the source at once; the transfer is `pending` until settled.
+    With `destination_holder`, a destination of any other holder is not found."""
     spec = TransferSpec(
         source_id=source_id,
         destination_id=destination_id,
@@ -185,6 +189,7 @@ def transfer_create(
         metadata=metadata or {},
         hold_expires_at=hold_expires_at,
         client_reference=client_reference,
+        destination_holder=destination_holder,
     )
     _validate_spec(spec)
     if client_reference is not None:
@@ -227,7 +232,7 @@ def _hold_in_database(holder: str, livemode: bool, spec: TransferSpec) -> Transf
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT ledger_transfer_hold(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
-                "%s, %s, %s)",
+                "%s, %s, %s, %s)",
                 [
                     transfer.id,
                     holder,
@@ -242,6 +247,7 @@ def _hold_in_database(holder: str, livemode: bool, spec: TransferSpec) -> Transf
                     spec.client_reference,
                     spec.hold_expires_at,
                     transfer.created_at,
+                    spec.destination_holder,
                 ],
             )
             (outcome,) = cursor.fetchone()
@@ -357,7 +363,7 @@ def _check_spec(
     if source is None or source.holder != holder:
         raise errors.AccountNotFound("no such source account", param="source_account")
     destination = accounts.get(spec.destination_id)
-    if destination is None:
+    if destination is None or spec.destination_holder not in (None, destination.holder):
         raise errors.AccountNotFound("no such destination account", param="destination_account")
     _check_can_move(source, spec, livemode, side="source_account")
     _check_can_move(destination, spec, livemode, side="destination_account")

@@ -25,6 +25,8 @@ class Organization(models.Model):
 
     id = PrefixedIdField(prefix="org")
     name = models.CharField(max_length=200)
+    # Requests per second per credential; None means the platform default.
+    api_rate_limit = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
         User, through="Membership", related_name="organizations"
@@ -77,3 +79,56 @@ class Application(AbstractApplication):
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+
+class Scope(models.TextChoices):
+    ACCOUNTS_READ = "accounts:read", "See accounts and their balances"
+    ACCOUNTS_WRITE = "accounts:write", "Open accounts"
+    TRANSACTIONS_READ = "transactions:read", "See ledger entries"
+    TRANSFERS_READ = "transfers:read", "See transfers"
+    TRANSFERS_WRITE = "transfers:write", "Make, settle, void and reverse transfers"
+    WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook endpoints"
+    EVENTS_READ = "events:read", "See events"
+
+
+class APIKey(models.Model):
+    """A secret (`sk_`) or restricted (`rk_`) key. Only an HMAC of the key is stored;
+    the key itself is shown once, at creation."""
+
+    id = PrefixedIdField(prefix="key")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    livemode = models.BooleanField()
+    restricted = models.BooleanField(default=False)
+    # What identifies the key to people: "sk_test_" and its last four characters.
+    prefix = models.CharField(max_length=16)
+    last4 = models.CharField(max_length=4)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # The key that replaced this one when it was rotated.
+    replaced_by = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="replaces"
+    )
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "created_at"], name="apikey_org_idx")]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return self.redacted
+
+    @property
+    def redacted(self) -> str:
+        return f"{self.prefix}…{self.last4}"

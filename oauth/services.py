@@ -1,14 +1,21 @@
-"""Writes to identity: users, organizations, memberships and applications."""
+"""Writes to identity: users, organizations, memberships, applications, API keys."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import string
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
-from oauth.models import Application, Membership, Organization, Role, User
+from oauth.models import APIKey, Application, Membership, Organization, Role, Scope, User
 
 
 def user_create(*, username: str, email: str, password: str, is_staff: bool = False) -> User:
@@ -78,3 +85,131 @@ def application_rotate_secret(*, application: Application) -> str:
     application.client_secret = client_secret
     application.save(update_fields=["client_secret", "updated"])
     return client_secret
+
+
+# API keys ---------------------------------------------------------------------------
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 32  # 32 base-62 characters: 190 bits of randomness
+MAX_ROTATION_GRACE = dt.timedelta(days=7)
+DEFAULT_ROTATION_GRACE = dt.timedelta(hours=24)
+# last_used_at is written at most this often per key, not on every request.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+class APIKeyError(ValueError):
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: APIKey
+    # Shown once: only its HMAC is stored.
+    secret: str
+
+
+def api_key_digest(secret: str) -> str:
+    """HMAC-SHA256 under API_KEY_SECRET. Keys are random, so a fast keyed hash is as
+    strong as a slow password hash here, and a leaked table alone cannot be checked
+    against guesses without the separate secret."""
+    return hmac.new(settings.API_KEY_SECRET.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def api_key_create(
+    *,
+    organization: Organization,
+    livemode: bool,
+    scopes: list[str] | None = None,
+    name: str = "",
+    expires_at: dt.datetime | None = None,
+    application: Application | None = None,
+    created_by: User | None = None,
+) -> IssuedKey:
+    """A secret key (all scopes) when `scopes` is None, else a restricted key."""
+    restricted = scopes is not None
+    granted = sorted(set(scopes)) if scopes is not None else sorted(Scope.values)
+    unknown = set(granted) - set(Scope.values)
+    if unknown:
+        raise APIKeyError(
+            "validation_error", f"unknown scopes: {', '.join(sorted(unknown))}", "scopes"
+        )
+    if restricted and not granted:
+        raise APIKeyError("validation_error", "a restricted key needs at least one scope", "scopes")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise APIKeyError("validation_error", "expires_at must be in the future", "expires_at")
+    if application is not None and application.organization_id != organization.id:
+        raise APIKeyError("not_found", "no such application", "application")
+    prefix = f"{'rk' if restricted else 'sk'}_{'live' if livemode else 'test'}_"
+    secret = prefix + "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+    api_key = APIKey.objects.create(
+        organization=organization,
+        application=application,
+        name=name,
+        livemode=livemode,
+        restricted=restricted,
+        prefix=prefix,
+        last4=secret[-4:],
+        digest=api_key_digest(secret),
+        scopes=granted,
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    return IssuedKey(api_key=api_key, secret=secret)
+
+
+@transaction.atomic
+def api_key_rotate(
+    *,
+    api_key: APIKey,
+    grace: dt.timedelta = DEFAULT_ROTATION_GRACE,
+    created_by: User | None = None,
+) -> IssuedKey:
+    """A new key with the same scopes; the old one keeps working for `grace` (at most
+    seven days, zero to end it now), so deployments can switch without downtime."""
+    if not dt.timedelta(0) <= grace <= MAX_ROTATION_GRACE:
+        raise APIKeyError("validation_error", "the grace period is 0 to 7 days", "grace")
+    api_key = APIKey.objects.select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is not None or api_key.replaced_by_id is not None:
+        raise APIKeyError("api_key_inactive", "this key was already revoked or rotated")
+    issued = api_key_create(
+        organization=api_key.organization,
+        livemode=api_key.livemode,
+        scopes=api_key.scopes if api_key.restricted else None,
+        name=api_key.name,
+        expires_at=api_key.expires_at,
+        application=api_key.application,
+        created_by=created_by,
+    )
+    ends = timezone.now() + grace
+    api_key.replaced_by = issued.api_key
+    api_key.expires_at = min(ends, api_key.expires_at) if api_key.expires_at else ends
+    api_key.save(update_fields=["replaced_by", "expires_at"])
+    return issued
+
+
+def api_key_revoke(*, api_key: APIKey) -> APIKey:
+    """Ends the key at once."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_authenticate(*, secret: str) -> APIKey:
+    """The active key for `secret`, or APIKeyError(invalid_api_key / api_key_expired).
+    One indexed query; last_used_at is written at most once a minute."""
+    api_key = (
+        APIKey.objects.select_related("organization").filter(digest=api_key_digest(secret)).first()
+    )
+    if api_key is None or api_key.revoked_at is not None:
+        raise APIKeyError("invalid_api_key", "the API key is not valid")
+    now = timezone.now()
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise APIKeyError("api_key_expired", "the API key has expired")
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+        APIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

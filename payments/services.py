@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from ledger import services as ledger
 from ledger.models import Account, Transfer
 
 SETTLEMENT_BATCH = 500
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,20 @@ def sandbox_open(*, holder: str, currencies: tuple[str, ...] = ("USD", "EUR")) -
             account.refresh_from_db()
             accounts.append(account)
     return accounts
+
+
+SETTLEMENT_NUDGE_KEY = "openpay:settlement-nudged"
+
+
+def settlement_nudge() -> None:
+    """After a commit that made `auto` transfers: ask a worker to settle now rather
+    than at the next beat. At most one message a second, and a broker that is down
+    costs nothing but the wait for the beat sweep, never the caller's request."""
+    from celery import current_app
+    from django.core.cache import cache
+
+    try:
+        if cache.add(SETTLEMENT_NUDGE_KEY, 1, timeout=1):
+            current_app.send_task("payments.tasks.settle_transfers", expires=30)
+    except Exception:  # the broker or cache is down: the beat sweep will catch up
+        log.warning("could not queue the settlement task; the periodic sweep will run it")

@@ -1,0 +1,77 @@
+"""Cursor pagination: `?limit=` 1-100 (default 20) and an opaque `?cursor=`.
+
+Pages are cut by key (`id < cursor`), never by OFFSET, so they cost the same at any
+depth and stay stable while new rows are inserted: ids are time-ordered, so new rows
+sort before the first page and never shift the pages after it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rest_framework.request import Request
+
+from payments.errors import ApiError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after: Any  # the key of the last item of the previous page, or None
+
+
+def page_request(request: Request, *, key_type: type = str) -> PageRequest:
+    unknown = set(request.query_params) - {"limit", "cursor"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ApiError(400, "validation_error", f"unknown query parameter {name!r}", param=name)
+    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ApiError(
+            400,
+            "validation_error",
+            f"limit must be an integer from 1 to {MAX_LIMIT}",
+            param="limit",
+        )
+    cursor = request.query_params.get("cursor")
+    after = None
+    if cursor:
+        after = _decode(cursor)
+        if not isinstance(after, key_type) or isinstance(after, bool):
+            raise ApiError(400, "validation_error", "cursor is not valid", param="cursor")
+    return PageRequest(limit=int(raw_limit), after=after)
+
+
+def page(
+    items: Sequence[T], page: PageRequest, *, key: Callable[[T], Any], render: Callable[[T], Any]
+) -> dict[str, Any]:
+    """`items` holds up to limit + 1 rows, newest first: the extra one says there is more."""
+    has_more = len(items) > page.limit
+    shown = list(items[: page.limit])
+    return {
+        "object": "list",
+        "data": [render(item) for item in shown],
+        "has_more": has_more,
+        "next_cursor": _encode(key(shown[-1])) if has_more and shown else None,
+    }
+
+
+def _encode(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        raise ApiError(400, "validation_error", "cursor is not valid", param="cursor") from None

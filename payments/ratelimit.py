@@ -1,0 +1,80 @@
+"""Rate limits per credential and per client IP: a fixed one-second window counted
+atomically in Redis (one INCR with its expiry, in a Lua script), so 50 concurrent
+requests against a limit of 10 let exactly 10 through. Without Redis (a laptop), a
+per-process counter stands in."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+
+WINDOW_SECONDS = 1
+
+_INCREMENT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window ends
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.reset)
+        return headers
+
+
+def rate_limit_check(*, bucket: str, limit: int) -> Verdict:
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+    count = _counter().increment(f"ratelimit:{bucket}:{window}", WINDOW_SECONDS + 1)
+    return Verdict(
+        allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset=reset
+    )
+
+
+class _RedisCounter:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.script: Any = redis.Redis.from_url(url).register_script(_INCREMENT)
+
+    def increment(self, key: str, ttl: int) -> int:
+        return int(self.script(keys=[key], args=[ttl]))
+
+
+class _LocalCounter:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: dict[str, tuple[int, float]] = {}
+
+    def increment(self, key: str, ttl: int) -> int:
+        now = time.monotonic()
+        with self.lock:
+            self.counts = {k: v for k, v in self.counts.items() if v[1] > now}
+            count = self.counts.get(key, (0, now + ttl))[0] + 1
+            self.counts[key] = (count, now + ttl)
+            return count
+
+
+@cache
+def _counter() -> _RedisCounter | _LocalCounter:
+    return _RedisCounter(settings.REDIS_URL) if settings.REDIS_URL else _LocalCounter()

@@ -1,0 +1,63 @@
+"""The per-application request log, written off the request path.
+
+With Redis, a request appends one JSON line to a Redis list (one round trip to a
+memory store) and a periodic task moves the lines to the database in batches. Without
+Redis (a laptop) the row is inserted directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from payments.models import RequestLog
+
+QUEUE = "openpay:requestlog"
+KEEP_FOR = dt.timedelta(days=30)
+BATCH = 1000
+
+
+def request_log_record(entry: dict[str, Any]) -> None:
+    client = _redis()
+    if client is None:
+        RequestLog.objects.create(**_row(entry))
+    else:
+        client.rpush(QUEUE, json.dumps(entry))
+
+
+def request_log_flush(*, batch: int = BATCH) -> int:
+    """Move buffered lines into the database; returns how many."""
+    client = _redis()
+    if client is None:
+        return 0
+    moved = 0
+    while lines := client.lpop(QUEUE, batch):
+        RequestLog.objects.bulk_create(
+            [RequestLog(**_row(json.loads(line))) for line in lines], ignore_conflicts=True
+        )
+        moved += len(lines)
+    return moved
+
+
+def request_log_purge(*, now: dt.datetime | None = None) -> int:
+    cutoff = (now or timezone.now()) - KEEP_FOR
+    deleted, _ = RequestLog.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "created_at": dt.datetime.fromisoformat(entry["created_at"])}
+
+
+@cache
+def _redis() -> Any:
+    if not settings.REDIS_URL:
+        return None
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL)
