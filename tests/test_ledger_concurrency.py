@@ -222,8 +222,12 @@ def test_a_hold_is_one_round_trip_that_locks_only_its_source() -> None:
 
         with transaction.atomic(), CaptureQueriesContext(connection) as captured:
             ledger.transfer_create(
-                holder=HOLDER, livemode=False, source_id=alice.id, destination_id=shop.id,
-                amount=100, currency="USD",
+                holder=HOLDER,
+                livemode=False,
+                source_id=alice.id,
+                destination_id=shop.id,
+                amount=100,
+                currency="USD",
             )
             held.set()
             probed.wait(10)
