@@ -177,6 +177,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 30.0,
         "options": {"expires": 60},
     },
+    "flush-request-log": {
+        "task": "payments.tasks.flush_request_log",
+        "schedule": 2.0,
+        "options": {"expires": 10},
+    },
+    "purge-old-records": {
+        "task": "payments.tasks.purge_old_records",
+        "schedule": 3600.0,
+        "options": {"expires": 600},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

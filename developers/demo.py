@@ -14,7 +14,7 @@ from django.db import transaction
 
 from ledger import selectors as books
 from oauth import services as identity
-from oauth.models import Application, Membership, Organization, Role, User
+from oauth.models import APIKey, Application, Membership, Organization, Role, User
 from payments import services as payments
 
 DEMO_PASSWORD = "openpay-demo-2026"  # noqa: S105 -- demo only; seed_demo refuses production
@@ -71,6 +71,7 @@ def seed_demo() -> dict[str, Any]:
             {
                 "id": org.id,
                 "name": org.name,
+                "test_secret_key": _test_secret_key(org),
                 "accounts": [
                     {"id": account.id, "currency": account.currency_id}
                     for account in books.accounts_of(holder=org.id, livemode=False).order_by("id")
@@ -112,6 +113,15 @@ def _organization(demo: DemoOrganization) -> Organization:
     if not books.accounts_of(holder=organization.id, livemode=False).exists():
         payments.sandbox_open(holder=organization.id, currencies=demo.currencies)
     return organization
+
+
+def _test_secret_key(organization: Organization) -> str:
+    """Keys are stored hashed, so each run mints a fresh demo key (and retires the
+    previous demo key, so demo keys do not pile up)."""
+    name = "Demo key (seed_demo)"
+    for old in APIKey.objects.filter(organization=organization, name=name, revoked_at=None):
+        identity.api_key_revoke(api_key=old)
+    return identity.api_key_create(organization=organization, livemode=False, name=name).secret
 
 
 def _oauth_client(merchant: Organization) -> tuple[Application, str]:

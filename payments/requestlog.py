@@ -13,11 +13,12 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
+from oauth.models import Organization
 from payments.models import RequestLog
 
-QUEUE = "openpay:requestlog"
 KEEP_FOR = dt.timedelta(days=30)
 BATCH = 1000
 
@@ -27,7 +28,7 @@ def request_log_record(entry: dict[str, Any]) -> None:
     if client is None:
         RequestLog.objects.create(**_row(entry))
     else:
-        client.rpush(QUEUE, json.dumps(entry))
+        client.rpush(_queue(), json.dumps(entry))
 
 
 def request_log_flush(*, batch: int = BATCH) -> int:
@@ -36,9 +37,16 @@ def request_log_flush(*, batch: int = BATCH) -> int:
     if client is None:
         return 0
     moved = 0
-    while lines := client.lpop(QUEUE, batch):
+    while lines := client.lpop(_queue(), batch):
+        rows = [RequestLog(**_row(json.loads(line))) for line in lines]
+        # An organization deleted since its request was logged takes its log with it.
+        known = set(
+            Organization.objects.filter(id__in={row.organization_id for row in rows}).values_list(
+                "id", flat=True
+            )
+        )
         RequestLog.objects.bulk_create(
-            [RequestLog(**_row(json.loads(line))) for line in lines], ignore_conflicts=True
+            [row for row in rows if row.organization_id in known], ignore_conflicts=True
         )
         moved += len(lines)
     return moved
@@ -48,6 +56,12 @@ def request_log_purge(*, now: dt.datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - KEEP_FOR
     deleted, _ = RequestLog.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def _queue() -> str:
+    # One queue per database, so that two deployments (or test runs) sharing a Redis
+    # never file each other's lines.
+    return f"openpay:requestlog:{connection.settings_dict['NAME']}"
 
 
 def _row(entry: dict[str, Any]) -> dict[str, Any]:

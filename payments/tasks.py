@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 
-from payments import services
+from payments import idempotency, requestlog, services
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +28,17 @@ def expire_holds() -> int:
     if expired:
         log.info("voided %d transfers whose hold expired", expired)
     return expired
+
+
+@shared_task(ignore_result=True)
+def flush_request_log() -> int:
+    return requestlog.request_log_flush()
+
+
+@shared_task(ignore_result=True)
+def purge_old_records() -> None:
+    """Request logs after 30 days, idempotency keys after 24 hours."""
+    logs = requestlog.request_log_purge()
+    keys = idempotency.idempotency_records_purge()
+    if logs or keys:
+        log.info("purged %d request log rows and %d idempotency keys", logs, keys)

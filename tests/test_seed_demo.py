@@ -13,7 +13,8 @@ from django.test import override_settings
 from ledger.models import Account
 from ledger.selectors import account_balance
 from ledger.verify import ledger_verify
-from oauth.models import Application, Membership, Organization, User
+from oauth.models import APIKey, Application, Membership, Organization, User
+from oauth.services import api_key_digest
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,10 @@ def test_seed_prints_the_contract_shape() -> None:
 def test_each_organization_has_funded_test_accounts_one_in_usd() -> None:
     world = seed()
     for organization in world["organizations"]:
+        key = APIKey.objects.get(digest=api_key_digest(organization["test_secret_key"]))
+        assert key.organization_id == organization["id"]
+        assert not key.livemode
+        assert organization["test_secret_key"].startswith("sk_test_")
         accounts = organization["accounts"]
         assert len(accounts) >= 2
         assert "USD" in {account["currency"] for account in accounts}
@@ -82,7 +87,6 @@ def test_seeding_twice_creates_nothing_new() -> None:
     balances = {a.id: a.posted for a in Account.objects.all()}
     second = seed()
     assert {a.id: a.posted for a in Account.objects.all()} == balances, "no money added twice"
-    assert second["organizations"] == first["organizations"]
     assert (
         Organization.objects.count(),
         User.objects.count(),
@@ -90,6 +94,11 @@ def test_seeding_twice_creates_nothing_new() -> None:
         Application.objects.count(),
     ) == counts
     assert [o["id"] for o in second["organizations"]] == [o["id"] for o in first["organizations"]]
+    assert [o["accounts"] for o in second["organizations"]] == [
+        o["accounts"] for o in first["organizations"]
+    ]
+    live_keys = APIKey.objects.filter(revoked_at=None, name__startswith="Demo key")
+    assert live_keys.count() == len(second["organizations"]), "the previous demo keys retired"
     assert second["oauth_client"]["client_id"] == first["oauth_client"]["client_id"]
     # A fresh secret each run (only its hash is kept); the new one is the one that works.
     application = Application.objects.get(client_id=second["oauth_client"]["client_id"])

@@ -33,6 +33,19 @@ class Command(BaseCommand):
                 f"  {user['username']:<16} password {user['password']}  "
                 f"({user['role']} of {user['organization']}{staff})\n"
             )
+        self.stdout.write("\nOrganizations (test-mode keys are shown once):\n")
+        for organization in world["organizations"]:
+            accounts = ", ".join(f"{a['id']} ({a['currency']})" for a in organization["accounts"])
+            self.stdout.write(
+                f"  {organization['name']} {organization['id']}\n"
+                f"    key:      {organization['test_secret_key']}\n"
+                f"    accounts: {accounts}\n"
+            )
+        first = world["organizations"][0]
+        self.stdout.write(
+            f"\nTry it:\n  curl {base}/v1/accounts -H 'Authorization: Bearer "
+            f"{first['test_secret_key']}'\n"
+        )
         client = world["oauth_client"]
         self.stdout.write(
             f"\nOAuth client: {client['client_id']}\n"
