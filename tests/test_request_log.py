@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db
 def test_requests_are_logged_with_status_error_code_and_latency(client: Client) -> None:
     organization = make_organization()
     secret = identity.api_key_create(organization=organization, livemode=False).secret
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
-    ok = client.get("/v1/accounts", **auth)
-    missing = client.get("/v1/accounts/acct_nope", **auth)
+    auth = {"Authorization": f"Bearer {secret}"}
+    ok = client.get("/v1/accounts", headers=auth)
+    missing = client.get("/v1/accounts/acct_nope", headers=auth)
     request_log_flush()
 
     logged = {row.id: row for row in RequestLog.objects.filter(organization=organization)}
@@ -42,7 +42,7 @@ def test_requests_are_logged_with_status_error_code_and_latency(client: Client) 
 
 
 def test_requests_without_a_valid_credential_belong_to_no_log(client: Client) -> None:
-    client.get("/v1/accounts", HTTP_AUTHORIZATION="Bearer sk_test_wrong")
+    client.get("/v1/accounts", headers={"Authorization": "Bearer sk_test_wrong"})
     request_log_flush()
     assert not RequestLog.objects.exists()
 
