@@ -76,3 +76,22 @@ bench: $(STAMP) $(BENCH_STAMP)
 	@for _ in $$(seq 30); do pg_isready -h 127.0.0.1 -q && break; sleep 1; done
 	DEBUG=false DATABASE_URL=$(PG_URL)/$(BENCH_DB) REDIS_URL=$(BENCH_REDIS) \
 		$(PY) -m bench $(if $(QUICK),--quick) --bench-python $(BENCH_PY)
+
+# The Postman collection, generated from the OpenAPI schema (needs Node.js and npm).
+POSTMAN := tools/postman
+POSTMAN_COLLECTION := docs/openpay.postman_collection.json
+
+$(POSTMAN)/node_modules/.installed: $(POSTMAN)/package.json $(POSTMAN)/package-lock.json
+	cd $(POSTMAN) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: postman newman
+postman: $(STAMP) $(POSTMAN)/node_modules/.installed
+	$(PY) manage.py spectacular --format openapi-json --file var/openapi.json
+	$(POSTMAN)/node_modules/.bin/openapi2postmanv2 -s var/openapi.json -o var/postman.raw.json \
+		-p -O folderStrategy=Tags,parametersResolution=Example
+	$(PY) $(POSTMAN)/build.py var/postman.raw.json $(POSTMAN_COLLECTION)
+
+## Run the collection with newman against a live server started here (CI runs this).
+newman: postman
+	$(PY) $(POSTMAN)/run_newman.py $(POSTMAN_COLLECTION)

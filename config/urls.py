@@ -1,8 +1,25 @@
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import admin
+from django.http import FileResponse, HttpRequest
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config import health
+
+POSTMAN_COLLECTION = Path(settings.BASE_DIR) / "docs" / "openpay.postman_collection.json"
+
+
+def postman_collection(request: HttpRequest) -> FileResponse:
+    """The Postman collection generated from the schema (`make postman`)."""
+    return FileResponse(
+        POSTMAN_COLLECTION.open("rb"),
+        as_attachment=True,
+        filename="openpay.postman_collection.json",
+        content_type="application/json",
+    )
+
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -11,5 +28,6 @@ urlpatterns = [
     path("v1/", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/postman.json", postman_collection, name="postman-collection"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]

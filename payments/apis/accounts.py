@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -131,6 +131,13 @@ class AccountListApi(ApiView):
         summary="Open an account",
         request=AccountCreateIn,
         responses={201: AccountOut, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A USD account",
+                value={"currency": "USD", "name": "Payouts", "metadata": {"team": "ops"}},
+                request_only=True,
+            )
+        ],
     )
     @idempotent
     def post(self, request: Request) -> Response:

@@ -31,9 +31,9 @@ class CredentialRateLimit(BaseThrottle):
         return True
 
 
+# One operation of /v1/: Bearer credentials, a scope per method, strict JSON. (A comment,
+# not a docstring: the schema generator would copy a docstring into every operation.)
 class ApiView(APIView):
-    """One operation of /v1/: Bearer credentials, a scope per method, strict JSON."""
-
     authentication_classes = [BearerAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [CredentialRateLimit]

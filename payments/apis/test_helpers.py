@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -61,6 +61,7 @@ class FailTransferApi(TestModeApi):
         operation_id="test_helpers_fail_transfer",
         summary="Make a pending test-mode transfer fail when it comes to settle",
         request=FailTransferIn,
+        examples=[OpenApiExample("No body", value={}, request_only=True)],
         responses={200: TransferOut, **ERRORS},
     )
     @idempotent

@@ -195,6 +195,7 @@ class TransferSettleApi(ApiView):
         operation_id="transfers_settle",
         summary="Settle a manual transfer, all of it or a smaller amount",
         request=TransferSettleIn,
+        examples=[OpenApiExample("A partial capture", value={"amount": 500}, request_only=True)],
         responses={200: TransferOut, **ERRORS},
     )
     @idempotent
@@ -220,6 +221,7 @@ class TransferVoidApi(ApiView):
         operation_id="transfers_void",
         summary="Release a pending transfer",
         request=TransferVoidIn,
+        examples=[OpenApiExample("No body", value={}, request_only=True)],
         responses={200: TransferOut, **ERRORS},
     )
     @idempotent
@@ -244,6 +246,7 @@ class TransferReverseApi(ApiView):
         description="Posts a new, opposite transfer (its `reversal_of` names this one); "
         "entries are never edited. Answers with the original transfer, now `reversed`.",
         request=TransferReverseIn,
+        examples=[OpenApiExample("A refund", value={"description": "Refund"}, request_only=True)],
         responses={200: TransferOut, **ERRORS},
     )
     @idempotent
@@ -271,6 +274,18 @@ class TransferBatchApi(ApiView):
         operation_id="transfer_batches_create",
         summary="Make up to 1,000 transfers, all or none",
         request=TransferBatchIn,
+        examples=[
+            OpenApiExample(
+                "Two payments",
+                value={
+                    "transfers": [
+                        TRANSFER_EXAMPLE.value,
+                        {**TRANSFER_EXAMPLE.value, "amount": 2500},
+                    ]
+                },
+                request_only=True,
+            )
+        ],
         responses={
             201: list_of(TransferOut),
             **ERRORS,

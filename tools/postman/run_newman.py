@@ -1,0 +1,98 @@
+"""Run the Postman collection with newman against a live gunicorn on a scratch database.
+
+python tools/postman/run_newman.py docs/openpay.postman_collection.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+NEWMAN = ROOT / "tools" / "postman" / "node_modules" / ".bin" / "newman"
+
+
+def main(collection: str) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(VAR_DIR=scratch, API_RATE_LIMIT="10000", API_IP_RATE_LIMIT="10000")
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        seeded = subprocess.run(
+            [*manage, "seed_demo", "--json"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        merchant = json.loads(seeded.stdout)["organizations"][0]
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        try:
+            _wait(f"{base}/healthz")
+            key = merchant["test_secret_key"]
+            usd = next(a["id"] for a in merchant["accounts"] if a["currency"] == "USD")
+            second = requests.post(
+                f"{base}/v1/accounts",
+                json={"currency": "USD", "name": "newman"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            ).json()["id"]
+            variables = {
+                "baseUrl": base,
+                "bearerToken": key,
+                "accountId": usd,
+                "destinationAccountId": second,
+            }
+            command = [str(NEWMAN), "run", collection, "--bail", "failure"]
+            for name, value in variables.items():
+                command += ["--env-var", f"{name}={value}"]
+            return subprocess.run(command, cwd=ROOT, check=False).returncode
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
