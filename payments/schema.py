@@ -10,6 +10,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from oauth.models import Scope
 from payments.errors import PROBLEM_JSON
 
 
@@ -102,13 +103,38 @@ def list_of(item: type[serializers.Serializer[Any]]) -> Any:
 
 
 class BearerScheme(OpenApiAuthenticationExtension):  # type: ignore[misc,no-untyped-call]
-    target_class = "payments.auth.BearerAuthentication"
-    name = "bearer"
+    """Two ways to be the `Authorization: Bearer` credential: an API key, or an OAuth 2.0
+    access token. An operation needs its scope either way."""
 
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A secret key `sk_test_…`/`sk_live_…` or a restricted key "
-            "`rk_test_…`/`rk_live_…` (and, for third-party apps, an OAuth 2.0 access token).",
-        }
+    target_class = "payments.auth.BearerAuthentication"
+    name = ["apiKey", "oauth2"]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[str]]]:
+        scope = getattr(auto_schema.view, "required_scopes", {}).get(auto_schema.method)
+        scopes = [scope] if scope else []
+        return [{"apiKey": scopes}, {"oauth2": scopes}]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        scopes = {scope.value: scope.label for scope in Scope}
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A secret key `sk_test_…`/`sk_live_…` (every scope) or a "
+                "restricted key `rk_test_…`/`rk_live_…` (its scopes only).",
+            },
+            {
+                "type": "oauth2",
+                "description": "An access token a user granted a third-party application, "
+                "limited to the scopes and accounts they chose.",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": "/oauth/authorize/",
+                        "tokenUrl": "/oauth/token/",
+                        "refreshUrl": "/oauth/token/",
+                        "scopes": scopes,
+                    },
+                    "clientCredentials": {"tokenUrl": "/oauth/token/", "scopes": scopes},
+                },
+            },
+        ]
