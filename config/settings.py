@@ -205,15 +205,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
 
 # OAuth 2.0 provider: our Application model belongs to an organization.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth.Application"
 OAUTH2_PROVIDER = {
-    # The scopes of docs/api.md; an API key or a token carries a subset of them.
+    # The scopes of docs/api.md, as oauth.models.Scope lists them.
     "SCOPES": {
         "accounts:read": "See your accounts and their balances",
-        "accounts:write": "Open accounts",
+        "accounts:write": "Open new accounts",
         "transactions:read": "See the transactions on your accounts",
         "transfers:read": "See your transfers",
         "transfers:write": "Move money: make, settle, void and refund transfers",

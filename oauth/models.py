@@ -80,13 +80,23 @@ class Application(AbstractApplication):
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
 
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        # Users grant access with the authorization code (and its refresh tokens); a
+        # confidential client may also act for its own organization with
+        # client_credentials. Implicit and password grants are never allowed.
+        allowed = {self.GRANT_AUTHORIZATION_CODE}
+        if self.client_type == self.CLIENT_CONFIDENTIAL:
+            allowed.add(self.GRANT_CLIENT_CREDENTIALS)
+        return bool(allowed & set(grant_types))
+
 
 class Scope(models.TextChoices):
-    ACCOUNTS_READ = "accounts:read", "See accounts and their balances"
-    ACCOUNTS_WRITE = "accounts:write", "Open accounts"
-    TRANSACTIONS_READ = "transactions:read", "See ledger entries"
-    TRANSFERS_READ = "transfers:read", "See transfers"
-    TRANSFERS_WRITE = "transfers:write", "Make, settle, void and reverse transfers"
+    # The labels are what a user reads on the consent screen.
+    ACCOUNTS_READ = "accounts:read", "See your accounts and their balances"
+    ACCOUNTS_WRITE = "accounts:write", "Open new accounts"
+    TRANSACTIONS_READ = "transactions:read", "See the transactions on your accounts"
+    TRANSFERS_READ = "transfers:read", "See your transfers"
+    TRANSFERS_WRITE = "transfers:write", "Move money: make, settle, void and refund transfers"
     WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook endpoints"
     EVENTS_READ = "events:read", "See events"
 
@@ -132,3 +142,34 @@ class APIKey(models.Model):
     @property
     def redacted(self) -> str:
         return f"{self.prefix}…{self.last4}"
+
+
+class Consent(models.Model):
+    """What a user granted a third-party application: which scopes, on which accounts of
+    which organization. Its tokens never reach further."""
+
+    id = PrefixedIdField(prefix="cns")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="consents")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="consents"
+    )
+    livemode = models.BooleanField(default=False)
+    scopes = models.JSONField(default=list)
+    # Ledger account ids (acct_…) the user chose to share.
+    account_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "application"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="consent_one_active_per_user_and_application",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.application}"

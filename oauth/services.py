@@ -15,7 +15,16 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
-from oauth.models import APIKey, Application, Membership, Organization, Role, Scope, User
+from oauth.models import (
+    APIKey,
+    Application,
+    Consent,
+    Membership,
+    Organization,
+    Role,
+    Scope,
+    User,
+)
 
 
 def user_create(*, username: str, email: str, password: str, is_staff: bool = False) -> User:
@@ -213,3 +222,60 @@ def api_key_authenticate(*, secret: str) -> APIKey:
         APIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+# Consents ---------------------------------------------------------------------------
+
+# Moving money is for those who run the organization.
+ROLES_THAT_MAY_GRANT_TRANSFERS = {Role.OWNER, Role.ADMIN}
+
+
+class ConsentError(ValueError):
+    pass
+
+
+@transaction.atomic
+def consent_grant(
+    *,
+    user: User,
+    application: Application,
+    organization: Organization,
+    scopes: list[str],
+    account_ids: list[str],
+    livemode: bool,
+) -> Consent:
+    """Record what `user` grants `application`; it replaces their earlier consent.
+    The caller has checked that the accounts belong to `organization`."""
+    membership = Membership.objects.filter(user=user, organization=organization).first()
+    if membership is None:
+        raise ConsentError("you are not a member of that organization")
+    if Scope.TRANSFERS_WRITE in scopes and membership.role not in ROLES_THAT_MAY_GRANT_TRANSFERS:
+        raise ConsentError("only an owner or admin of the organization may let an app move money")
+    unknown = set(scopes) - set(Scope.values)
+    if unknown:
+        raise ConsentError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    Consent.objects.filter(user=user, application=application, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+    return Consent.objects.create(
+        user=user,
+        application=application,
+        organization=organization,
+        livemode=livemode,
+        scopes=sorted(set(scopes)),
+        account_ids=sorted(set(account_ids)),
+    )
+
+
+@transaction.atomic
+def consent_revoke(*, consent: Consent) -> Consent:
+    """Ends the grant and every token issued under it, at once."""
+    from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+    if consent.revoked_at is None:
+        consent.revoked_at = timezone.now()
+        consent.save(update_fields=["revoked_at", "updated_at"])
+    tokens = {"user": consent.user, "application": consent.application}
+    get_refresh_token_model().objects.filter(**tokens).delete()
+    get_access_token_model().objects.filter(**tokens).delete()
+    return consent

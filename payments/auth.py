@@ -1,5 +1,5 @@
-"""Who is calling: one Principal per request, from an API key (or, later, an OAuth
-token), and the scope check every view declares."""
+"""Who is calling: one Principal per request, from an API key or an OAuth 2.0 access
+token, and the scope check every view declares."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from oauth import selectors as access
 from oauth import services as identity
 
 CREDENTIAL_QUERY_PARAMETERS = {"api_key", "key", "access_token", "token", "secret"}
@@ -61,15 +62,16 @@ class BearerAuthentication(BaseAuthentication):
             raise AuthenticationFailed(
                 "invalid_api_key", "Use `Authorization: Bearer <credential>`."
             )
-        principal = self._api_key(credential)
+        if credential.startswith(("sk_", "rk_")):
+            principal = self._api_key(credential)
+        else:
+            principal = self._oauth_token(credential)
         return principal, principal
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
     def _api_key(self, secret: str) -> Principal:
-        if not secret.startswith(("sk_", "rk_")):
-            raise AuthenticationFailed("invalid_api_key", "The API key is not valid.")
         try:
             api_key = identity.api_key_authenticate(secret=secret)
         except identity.APIKeyError as error:
@@ -81,6 +83,22 @@ class BearerAuthentication(BaseAuthentication):
             credential_id=api_key.id,
             credential_type="api_key",
             application_id=api_key.application_id,
+            rate_limit=api_key.organization.api_rate_limit,
+        )
+
+    def _oauth_token(self, token: str) -> Principal:
+        try:
+            grant = access.access_token_grant(token=token)
+        except access.TokenRefused as error:
+            raise AuthenticationFailed(error.code, str(error)) from None
+        return Principal(
+            organization_id=grant.organization_id,
+            livemode=grant.livemode,
+            scopes=grant.scopes,
+            credential_id=grant.token_id,
+            credential_type="oauth_token",
+            application_id=grant.application_id,
+            account_ids=grant.account_ids,
         )
 
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from oauth import selectors as access
+from oauth import services as identity
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "developers/home.html")
+
+
+@login_required
+def authorized_apps(request: HttpRequest) -> HttpResponse:
+    """The third-party applications the signed-in user has let in, and what each may do."""
+    return render(
+        request,
+        "developers/authorized_apps.html",
+        {"consents": access.user_consents(user=request.user)},  # type: ignore[arg-type]
+    )
+
+
+@login_required
+@require_POST
+def authorized_app_revoke(request: HttpRequest, consent_id: str) -> HttpResponse:
+    consent = access.user_consents(user=request.user).filter(id=consent_id).first()  # type: ignore[arg-type]
+    if consent is None:
+        raise Http404
+    identity.consent_revoke(consent=consent)
+    messages.success(request, f"{consent.application.name} can no longer use your account.")
+    return redirect("authorized-apps")
