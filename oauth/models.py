@@ -80,6 +80,11 @@ class Application(AbstractApplication):
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
 
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        # Exactly one of the registered URIs, character for character: no prefix match,
+        # and no RFC 8252 port freedom for loopback addresses either.
+        return uri in self.redirect_uris.split()
+
     def allows_grant_type(self, *grant_types: str) -> bool:
         # Users grant access with the authorization code (and its refresh tokens); a
         # confidential client may also act for its own organization with

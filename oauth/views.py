@@ -9,7 +9,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.views import AuthorizationView
+from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error
 
 from ledger import selectors as books
 from oauth import services as identity
@@ -26,6 +28,21 @@ class ConsentView(AuthorizationView):  # type: ignore[misc]
 
     template_name = "oauth/consent.html"
     form_class = ConsentForm
+
+    def validate_authorization_request(self, request: HttpRequest) -> tuple[Any, dict[str, Any]]:
+        scopes, credentials = super().validate_authorization_request(request)
+        # Refuse `plain` PKCE before the user is asked anything (django-oauth-toolkit
+        # would only refuse it when the code is issued, after the consent).
+        if credentials.get("code_challenge_method") != "S256":
+            raise OAuthToolkitError(
+                error=CustomOAuth2Error(
+                    error="invalid_request",
+                    description='PKCE with code_challenge_method "S256" is required.',
+                    state=credentials.get("state"),
+                ),
+                redirect_uri=credentials["redirect_uri"],
+            )
+        return scopes, credentials
 
     def get_form_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = super().get_form_kwargs()
