@@ -8,9 +8,11 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
@@ -69,6 +71,7 @@ def application_create(
     created_by: User | None = None,
     description: str = "",
 ) -> IssuedApplication:
+    redirect_uris_check(redirect_uris)
     client_secret = generate_client_secret() if confidential else ""
     application = Application(
         organization=organization,
@@ -86,6 +89,28 @@ def application_create(
     application.full_clean()
     application.save()
     return IssuedApplication(application=application, client_secret=client_secret)
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1"}
+
+
+def redirect_uris_check(redirect_uris: list[str]) -> None:
+    """`https` URIs; `http` only on a loopback address, and only outside production.
+    No fragments and no wildcards (RFC 9700 §2.1)."""
+    if not redirect_uris:
+        raise ValidationError({"redirect_uris": "at least one redirect URI is required"})
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        loopback = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if parts.scheme != "https" and not (loopback and not settings.PRODUCTION):
+            raise ValidationError(
+                {
+                    "redirect_uris": f"{uri}: use https "
+                    "(http only on 127.0.0.1 or [::1], in development)"
+                }
+            )
+        if parts.fragment or "*" in uri or not parts.hostname:
+            raise ValidationError({"redirect_uris": f"{uri}: no fragments or wildcards"})
 
 
 def application_rotate_secret(*, application: Application) -> str:

@@ -85,3 +85,30 @@ def test_an_application_refuses_a_redirect_uri_with_a_wildcard() -> None:
         identity.application_create(
             organization=make_organization(), name="Bad", redirect_uris=["https://*.evil.test/"]
         )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://app.example/cb", "http://localhost/cb", "https://app.example/cb#x", "ftp://x/cb"],
+)
+def test_redirect_uris_are_https_or_loopback_http(uri: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        identity.application_create(
+            organization=make_organization(), name="App", redirect_uris=[uri]
+        )
+
+
+def test_loopback_http_is_for_development_only(settings: object) -> None:
+    from django.core.exceptions import ValidationError
+
+    organization = make_organization()
+    identity.application_create(
+        organization=organization, name="Dev", redirect_uris=["http://127.0.0.1:8765/cb"]
+    )
+    settings.PRODUCTION = True  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):
+        identity.application_create(
+            organization=organization, name="Prod", redirect_uris=["http://127.0.0.1:8765/cb"]
+        )
