@@ -9,5 +9,5 @@ urlpatterns = [
     path("authorize/", views.ConsentView.as_view(), name="authorize"),
     path("token/", dot.TokenView.as_view(), name="token"),
     path("revoke_token/", dot.RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", dot.IntrospectTokenView.as_view(), name="introspect"),
+    path("introspect/", views.IntrospectView.as_view(), name="introspect"),
 ]

@@ -3,14 +3,18 @@ Tokens, revocation and introspection are django-oauth-toolkit's views."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 from oauth2_provider.exceptions import OAuthToolkitError
-from oauth2_provider.views import AuthorizationView
+from oauth2_provider.models import get_access_token_model
+from oauth2_provider.views import AuthorizationView, IntrospectTokenView
 from oauthlib.oauth2.rfc6749.errors import CustomOAuth2Error  # type: ignore[import-untyped]
 
 from ledger import selectors as books
@@ -101,6 +105,46 @@ class ConsentView(AuthorizationView):  # type: ignore[misc]
         """The consent page once more, with what was wrong."""
         response: HttpResponse = self.form_invalid(form)
         return response
+
+
+class IntrospectView(IntrospectTokenView):  # type: ignore[misc]
+    """RFC 7662 introspection, for a client's own tokens only: django-oauth-toolkit
+    would describe any token to any authenticated client."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        token = request.POST.get("token", "")
+        access_token = (
+            get_access_token_model()
+            .objects.select_related("application")
+            .filter(token_checksum=hashlib.sha256(token.encode()).hexdigest())
+            .first()
+        )
+        if (
+            access_token is None
+            or access_token.application is None
+            or (access_token.application.client_id != _client_id(request))
+        ):
+            return JsonResponse({"active": False})
+        response: HttpResponse = self.get_token_response(token)
+        return response
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return JsonResponse(
+            {"error": "invalid_request", "error_description": "Use POST."}, status=405
+        )
+
+
+def _client_id(request: HttpRequest) -> str:
+    """The client that authenticated this request (django-oauth-toolkit has already
+    checked its secret before the view runs)."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        try:
+            decoded = base64.b64decode(header[6:]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return unquote_plus(decoded.split(":", 1)[0])
+    return request.POST.get("client_id", "")
 
 
 @require_GET

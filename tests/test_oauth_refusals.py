@@ -313,3 +313,33 @@ def test_a_token_is_stored_only_as_a_checksum(client: Client, world: World) -> N
     assert stored.token != tokens["access_token"]
     assert stored.token_checksum == hashlib.sha256(tokens["access_token"].encode()).hexdigest()
     assert secrets.compare_digest(stored.token_checksum, stored.token_checksum)
+
+
+def test_a_client_may_introspect_its_own_tokens_only(client: Client, world: World) -> None:
+    token = exchange(client, world, grant_code(client, world, [world.usd.id])).json()
+    own = token_request_to(
+        client,
+        "/oauth/introspect/",
+        world.application.client_id,
+        world.secret,
+        token=token["access_token"],
+    )
+    assert own.json()["active"] is True
+    assert own.json()["client_id"] == world.application.client_id
+    other = identity.application_create(
+        organization=world.organization, name="Nosy", redirect_uris=[REDIRECT_URI]
+    )
+    nosy = token_request_to(
+        client,
+        "/oauth/introspect/",
+        other.application.client_id,
+        other.client_secret,
+        token=token["access_token"],
+    )
+    assert nosy.status_code == 200
+    assert nosy.json() == {"active": False}
+
+
+def token_request_to(client: Client, path: str, client_id: str, secret: str, **data: str) -> Any:
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return client.post(path, data, headers={"Authorization": f"Basic {basic}"})
