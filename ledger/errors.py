@@ -28,10 +28,6 @@ class CurrencyMismatch(LedgerError):
     param = "currency"
 
 
-class LivemodeMismatch(LedgerError):
-    code = "livemode_mismatch"
-
-
 class SameAccount(LedgerError):
     code = "same_account"
     param = "destination_account"

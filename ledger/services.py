@@ -392,7 +392,8 @@ def _new_transfer(holder: str, livemode: bool, spec: TransferSpec) -> Transfer:
 
 def _check_can_move(account: Account, spec: TransferSpec, livemode: bool, *, side: str) -> None:
     if account.livemode != livemode:
-        raise errors.LivemodeMismatch("live and test mode accounts cannot be mixed", param=side)
+        # The other mode's books are another world: its accounts are not found here.
+        raise errors.AccountNotFound(f"no such {side.replace('_', ' ')}", param=side)
     if account.currency_id != spec.currency:
         raise errors.CurrencyMismatch(
             f"the {side.replace('_', ' ')} holds {account.currency_id}, not {spec.currency}",

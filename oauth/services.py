@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -156,7 +157,7 @@ def api_key_create(
     *,
     organization: Organization,
     livemode: bool,
-    scopes: list[str] | None = None,
+    scopes: Sequence[str] | None = None,
     name: str = "",
     expires_at: dt.datetime | None = None,
     application: Application | None = None,

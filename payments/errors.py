@@ -44,7 +44,6 @@ LEDGER_STATUS: dict[str, int] = {
     "invalid_amount": 400,
     "invalid_currency": 400,
     "currency_mismatch": 400,
-    "livemode_mismatch": 400,
     "same_account": 400,
     "amount_exceeds_hold": 400,
     "balance_overflow": 400,
@@ -198,6 +197,9 @@ def _validation_error(detail: Any) -> ApiError:
 def _flatten(detail: Any, prefix: str = "") -> Any:
     if isinstance(detail, Mapping):
         for key, value in detail.items():
+            if isinstance(key, int):  # an item of a list: transfers[3]
+                yield from _flatten(value, f"{prefix}[{key}]")
+                continue
             name = "" if key == "non_field_errors" else str(key)
             yield from _flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name)
     elif isinstance(detail, list):

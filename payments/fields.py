@@ -82,6 +82,12 @@ class AmountField(serializers.Field[int, int, int, Any]):
         "(1050 is 10.50 USD), at most 9223372036854775807",
     }
 
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        # `null` is one more thing that is not an amount, not a separate error.
+        if data is None:
+            self.fail("invalid_amount")
+        return super().validate_empty_values(data)
+
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int) or not 0 < data <= MAX_AMOUNT:
             self.fail("invalid_amount")
@@ -132,9 +138,20 @@ class MetadataField(serializers.DictField):
         if len(value) > MAX_METADATA_KEYS:
             raise serializers.ValidationError(f"at most {MAX_METADATA_KEYS} keys")
         for key in value:
-            if len(key) > 40 or "\x00" in key or not key:
-                raise serializers.ValidationError("keys are 1 to 40 characters, without NUL")
+            if len(key) > 40 or "\x00" in key or not key or not _encodable(key):
+                raise serializers.ValidationError(
+                    "keys are 1 to 40 characters of valid Unicode, without NUL"
+                )
         return value
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (a JSON "\\ud800"), which no database can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class StrictSerializer(serializers.Serializer[Any]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from rest_framework.request import Request
 
 from payments.errors import ApiError
 
+ID_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -35,7 +37,7 @@ def page_request(request: Request, *, key_type: type = str) -> PageRequest:
         name = sorted(unknown)[0]
         raise ApiError(400, "validation_error", f"unknown query parameter {name!r}", param=name)
     raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise ApiError(
             400,
             "validation_error",
@@ -46,7 +48,11 @@ def page_request(request: Request, *, key_type: type = str) -> PageRequest:
     after = None
     if cursor:
         after = _decode(cursor)
-        if not isinstance(after, key_type) or isinstance(after, bool):
+        if (
+            not isinstance(after, key_type)
+            or isinstance(after, bool)
+            or (isinstance(after, str) and not ID_PATTERN.fullmatch(after))
+        ):
             raise ApiError(400, "validation_error", "cursor is not valid", param="cursor")
     return PageRequest(limit=int(raw_limit), after=after)
 

@@ -73,6 +73,15 @@ ERRORS: dict[Any, OpenApiResponse] = {
         "Forbidden", 403, "insufficient_scope", "This credential lacks the `transfers:write` scope."
     ),
     (404, PROBLEM_JSON): _problem("Not found", 404, "not_found", "No such account."),
+    (413, PROBLEM_JSON): _problem(
+        "Request too large", 413, "request_too_large", "The request body is too large."
+    ),
+    (415, PROBLEM_JSON): _problem(
+        "Unsupported media type",
+        415,
+        "unsupported_media_type",
+        "Send the body as application/json.",
+    ),
     (409, PROBLEM_JSON): _problem(
         "Conflict", 409, "transfer_not_pending", "the transfer is settled"
     ),

@@ -21,6 +21,14 @@ BEGIN
     IF NOT FOUND THEN
         RETURN 'refused';
     END IF;
+    -- The source, before the insert: its trigger would refuse another mode or currency
+    -- with an exception, where a plain refusal is wanted.
+    PERFORM 1 FROM ledger_account
+      WHERE id = p_source AND holder = p_holder AND livemode = p_livemode
+        AND currency_id = p_currency;
+    IF NOT FOUND THEN
+        RETURN 'refused';
+    END IF;
     -- Inserted first so that a repeat of a client reference waits on the unique index
     -- for the first to commit, and then moves no money.
     INSERT INTO ledger_transfer (

@@ -39,6 +39,8 @@ class ApiView(APIView):
     throttle_classes = [CredentialRateLimit]
     parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
+    # No OPTIONS self-description: the OpenAPI schema is the description.
+    metadata_class = None
     required_scopes: dict[str, str] = {}
 
     @property
