@@ -11,6 +11,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("docs/", views.docs_index, name="docs"),
+    path("docs/<slug:slug>", views.docs_page, name="docs-page"),
     path("authorized-apps/", views.authorized_apps, name="authorized-apps"),
     path(
         "authorized-apps/<str:consent_id>/revoke",

@@ -4,8 +4,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from developers import docs
 from oauth import selectors as access
 from oauth import services as identity
 
@@ -13,6 +15,23 @@ from oauth import services as identity
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "developers/home.html")
+
+
+def docs_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "developers/docs_index.html", {"guides": docs.guides()})
+
+
+def docs_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A guide from docs/, public like any API documentation."""
+    page = docs.guide_html(slug)
+    if page is None:
+        raise Http404
+    title, html = page
+    return render(
+        request,
+        "developers/docs_page.html",
+        {"title": title, "html": mark_safe(html), "guides": docs.guides()},  # noqa: S308 -- rendered from our own files with raw HTML off
+    )
 
 
 @login_required
