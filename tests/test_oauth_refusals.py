@@ -343,3 +343,37 @@ def test_a_client_may_introspect_its_own_tokens_only(client: Client, world: Worl
 def token_request_to(client: Client, path: str, client_id: str, secret: str, **data: str) -> Any:
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return client.post(path, data, headers={"Authorization": f"Basic {basic}"})
+
+
+def test_a_public_client_uses_pkce_alone_and_cannot_use_client_credentials(
+    client: Client, world: World
+) -> None:
+    public = identity.application_create(
+        organization=world.application.organization,
+        name="Mobile app",
+        redirect_uris=[REDIRECT_URI],
+        confidential=False,
+    )
+    assert public.client_secret == ""
+    world.application = public.application
+    code = grant_code(client, world, [world.usd.id])
+    answer = client.post(
+        "/oauth/token/",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": "v" * 50,
+            "client_id": public.application.client_id,
+        },
+    )
+    assert answer.status_code == 200, answer.content
+    assert api_get(client, "/v1/accounts", answer.json()["access_token"]).status_code == 200
+    refused = client.post(
+        "/oauth/token/",
+        {
+            "grant_type": "client_credentials",
+            "client_id": public.application.client_id,
+        },
+    )
+    assert refused.status_code in (400, 401)
