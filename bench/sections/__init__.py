@@ -1,0 +1,12 @@
+"""The sections of `make bench`, in the order they run. A section is one module with
+`run(context) -> SectionResult`; add yours to SECTIONS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.context import Context
+from bench.report import SectionResult
+from bench.sections import ledger
+
+SECTIONS: dict[str, Callable[[Context], SectionResult]] = {"ledger": ledger.run}
