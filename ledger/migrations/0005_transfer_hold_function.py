@@ -10,22 +10,13 @@ CREATE FUNCTION ledger_transfer_hold(
     p_id text, p_holder text, p_livemode boolean, p_currency text,
     p_source text, p_destination text, p_amount bigint, p_settlement text,
     p_description text, p_metadata jsonb, p_client_reference text,
-    p_hold_expires_at timestamptz, p_now timestamptz, p_destination_holder text
+    p_hold_expires_at timestamptz, p_now timestamptz
 ) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     -- Money arriving needs no lock: the destination is only read.
     PERFORM 1 FROM ledger_account
       WHERE id = p_destination AND livemode = p_livemode AND currency_id = p_currency
-        AND status = 'open'
-        AND (p_destination_holder IS NULL OR holder = p_destination_holder);
-    IF NOT FOUND THEN
-        RETURN 'refused';
-    END IF;
-    -- The source, before the insert: its trigger would refuse another mode or currency
-    -- with an exception, where a plain refusal is wanted.
-    PERFORM 1 FROM ledger_account
-      WHERE id = p_source AND holder = p_holder AND livemode = p_livemode
-        AND currency_id = p_currency;
+        AND status = 'open';
     IF NOT FOUND THEN
         RETURN 'refused';
     END IF;
