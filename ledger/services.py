@@ -26,6 +26,7 @@ from typing import Any
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from common.ids import new_id
 from ledger import errors
 from ledger.models import (
     MAX_AMOUNT,
@@ -112,7 +113,7 @@ def account_unfreeze(*, account_id: str) -> Account:
 def account_close(*, account_id: str) -> Account:
     """Closing is final, and only for an account that holds nothing."""
     with transaction.atomic():
-        account = _lock_accounts([account_id])[account_id]
+        account = _lock_account(account_id)
         if account.posted != 0 or account.held != 0:
             raise errors.AccountNotEmpty("an account must be empty to be closed")
         return _account_set_status(
@@ -124,7 +125,7 @@ def _account_set_status(
     account_id: str, status: AccountStatus, *, allowed: set[AccountStatus]
 ) -> Account:
     with transaction.atomic():
-        account = _lock_accounts([account_id])[account_id]
+        account = _lock_account(account_id)
         if account.status == AccountStatus.CLOSED:
             raise errors.AccountClosed("the account is closed")
         if account.status not in allowed:
@@ -223,44 +224,56 @@ def _hold_in_python(holder: str, livemode: bool, spec: TransferSpec) -> Transfer
 
 
 def _hold_in_database(holder: str, livemode: bool, spec: TransferSpec) -> Transfer | None:
-    """The hold in one round trip (ledger_transfer_hold, migration 0005); None if the
-    client reference is taken. The function answers only yes or no; a refusal is
-    explained by the same checks the Python path makes."""
+    """The hold in one round trip (ledger_transfer_hold, migrations 0005-0006); None if
+    the client reference is taken. The function only says yes or no: on a no, the
+    portable path runs and either names the reason or, if the reason has gone since,
+    makes the hold itself."""
     transfer = _new_transfer(holder, livemode, spec)
     transfer.created_at = transfer.updated_at = timezone.now()
-    for _ in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT ledger_transfer_hold(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
-                "%s, %s, %s, %s)",
-                [
-                    transfer.id,
-                    holder,
-                    livemode,
-                    spec.currency,
-                    spec.source_id,
-                    spec.destination_id,
-                    spec.amount,
-                    str(spec.settlement),
-                    spec.description,
-                    json.dumps(spec.metadata),
-                    spec.client_reference,
-                    spec.hold_expires_at,
-                    transfer.created_at,
-                    spec.destination_holder,
-                ],
-            )
-            (outcome,) = cursor.fetchone()
-        if outcome == "held":
-            transfer._state.adding = False
-            transfer._state.db = connection.alias
-            return transfer
-        if outcome == "exists":
-            return None
-        accounts = _read_accounts({spec.source_id, spec.destination_id})
-        _check_spec(spec, accounts, holder, livemode, held_before=0)
-        # Nothing is wrong any more: what refused the hold changed since. Once more.
-    raise errors.InsufficientFunds("the source account has too little available")
+    outcome = _call(
+        "ledger_transfer_hold",
+        transfer.id,
+        holder,
+        livemode,
+        spec.currency,
+        spec.source_id,
+        spec.destination_id,
+        spec.amount,
+        str(spec.settlement),
+        spec.description,
+        _Json(spec.metadata),
+        spec.client_reference,
+        spec.hold_expires_at,
+        transfer.created_at,
+        spec.destination_holder,
+    )
+    if outcome == "exists":
+        return None
+    if outcome != "held":
+        return _hold_in_python(holder, livemode, spec)
+    return _stored(transfer)
+
+
+def _call(function: str, *arguments: object) -> str:
+    """One PostgreSQL function call, one round trip."""
+    placeholders = ", ".join("%s::jsonb" if isinstance(a, _Json) else "%s" for a in arguments)
+    values: list[Any] = [json.dumps(a.value) if isinstance(a, _Json) else a for a in arguments]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}({placeholders})", values)
+        (outcome,) = cursor.fetchone()
+    return str(outcome)
+
+
+@dataclass(frozen=True)
+class _Json:
+    value: object
+
+
+def _stored(transfer: Transfer) -> Transfer:
+    """Mark an instance the database function wrote as a saved row."""
+    transfer._state.adding = False
+    transfer._state.db = connection.alias
+    return transfer
 
 
 def transfer_batch_create(
@@ -281,8 +294,46 @@ def transfer_batch_create(
             refused = errors.LedgerError("client_reference is not accepted in a batch")
             refused.code = "validation_error"
             raise errors.BatchItemError(index, refused)
+    if connection.vendor == "postgresql":
+        held = _hold_batch_in_database(holder, livemode, specs)
+        if held is not None:
+            return held
     with transaction.atomic():
         return _create_pending(holder, livemode, specs, batch=True)
+
+
+def _hold_batch_in_database(
+    holder: str, livemode: bool, specs: Sequence[TransferSpec]
+) -> list[Transfer] | None:
+    """All the holds set-based in one round trip (ledger_transfer_hold_batch, migration
+    0007); None when refused, and the portable path then finds the failing item."""
+    destination_holders = {spec.destination_holder for spec in specs}
+    if len(destination_holders) != 1:
+        return None
+    now = timezone.now()
+    transfers = [_new_transfer(holder, livemode, spec) for spec in specs]
+    items = [
+        {
+            "id": transfer.id,
+            "source": transfer.source_id,
+            "destination": transfer.destination_id,
+            "amount": transfer.amount,
+            "currency": transfer.currency_id,
+            "settlement": str(transfer.settlement),
+            "description": transfer.description,
+            "metadata": transfer.metadata,
+        }
+        for transfer in transfers
+    ]
+    outcome = _call(
+        "ledger_transfer_hold_batch", holder, livemode, now, destination_holders.pop(), _Json(items)
+    )
+    if outcome != "held":
+        return None
+    for transfer in transfers:
+        transfer.created_at = transfer.updated_at = now
+        _stored(transfer)
+    return transfers
 
 
 def transfer_post(
@@ -307,6 +358,10 @@ def transfer_post(
         metadata=metadata or {},
     )
     _validate_spec(spec)
+    if connection.vendor == "postgresql":
+        posted = _post_in_database(holder, livemode, spec)
+        if posted is not None:
+            return posted
     with transaction.atomic():
         # Both sides are written, so both are locked, in id order.
         accounts = _lock_accounts({source_id, destination_id})
@@ -315,6 +370,34 @@ def transfer_post(
         transfer.save(force_insert=True)
         _apply(accounts, postings=[(transfer, amount)])
         return transfer
+
+
+def _post_in_database(holder: str, livemode: bool, spec: TransferSpec) -> Transfer | None:
+    """The single-phase transfer in one round trip (ledger_transfer_post, migration
+    0007); None when refused, and the portable path then names the reason."""
+    transfer = _new_transfer(holder, livemode, spec)
+    transfer.created_at = transfer.updated_at = timezone.now()
+    outcome = _call(
+        "ledger_transfer_post",
+        transfer.id,
+        holder,
+        livemode,
+        spec.currency,
+        spec.source_id,
+        spec.destination_id,
+        spec.amount,
+        spec.description,
+        _Json(spec.metadata),
+        transfer.created_at,
+        new_id("txn"),
+        new_id("txn"),
+    )
+    if outcome != "posted":
+        return None
+    transfer.status = TransferStatus.SETTLED
+    transfer.settled_amount = spec.amount
+    transfer.version = 2
+    return _stored(transfer)
 
 
 def _create_pending(
@@ -755,6 +838,13 @@ def _lock_accounts(ids: Iterable[str]) -> dict[str, Account]:
     ids = sorted(set(ids))
     query = Account.objects.select_for_update(no_key=True).filter(id__in=ids).order_by("id")
     return {account.id: account for account in query}
+
+
+def _lock_account(account_id: str) -> Account:
+    account = _lock_accounts([account_id]).get(account_id)
+    if account is None:
+        raise errors.AccountNotFound("no such account", param="id")
+    return account
 
 
 def _read_accounts(ids: Iterable[str]) -> dict[str, Account]:
