@@ -324,3 +324,13 @@ def test_every_problem_links_to_the_documentation_of_its_code(api: Api) -> None:
     body = api.get("/v1/transfers/tr_00000000000000000000000000").json()
     assert body["type"].endswith("/docs/errors#not_found")
     assert body["title"] == "Not found"
+
+
+def test_a_post_to_an_unknown_path_is_a_404_problem_not_a_csrf_page() -> None:
+    from django.test import Client
+
+    browser_like = Client(enforce_csrf_checks=True)
+    response = browser_like.post(
+        "/v1/test_helpers/transfers/tr_…/fail", "{}", content_type="application/json"
+    )
+    assert problem(response) == (404, "not_found", None)
