@@ -23,6 +23,11 @@ class UnknownCurrency(LedgerError):
     param = "currency"
 
 
+class InvalidSettlement(LedgerError):
+    code = "validation_error"
+    param = "settlement"
+
+
 class CurrencyMismatch(LedgerError):
     code = "currency_mismatch"
     param = "currency"

@@ -180,6 +180,8 @@ def transfer_create(
 ) -> TransferCreated:
     """Hold `amount` on the source at once; the transfer is `pending` until settled.
     With `destination_holder`, a destination of any other holder is not found."""
+    if settlement not in Settlement.values:
+        raise errors.InvalidSettlement("settlement is auto or manual")
     spec = TransferSpec(
         source_id=source_id,
         destination_id=destination_id,
