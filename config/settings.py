@@ -255,9 +255,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "payments.errors.exception_handler",
 }
-# Requests per second per credential (an organization may have its own) and per client IP.
+# Requests per window (a second by default) per credential (an organization may have its
+# own limit) and per client IP.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 100, minimum=1)
 API_IP_RATE_LIMIT = env_int("API_IP_RATE_LIMIT", 200, minimum=1)
+API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 1, minimum=1)
 # Largest request body: a batch of 1,000 transfers fits well within it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 512 * 1024
 SPECTACULAR_SETTINGS = {

@@ -1,5 +1,5 @@
-"""Rate limits per credential and per client IP: a fixed one-second window counted
-atomically in Redis (one INCR with its expiry, in a Lua script), so 50 concurrent
+"""Rate limits per credential and per client IP: a fixed window (one second unless
+API_RATE_LIMIT_WINDOW_SECONDS says otherwise) counted atomically in Redis (one INCR with its expiry, in a Lua script), so 50 concurrent
 requests against a limit of 10 let exactly 10 through. Without Redis (a laptop), a
 per-process counter stands in."""
 
@@ -13,8 +13,6 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-
-WINDOW_SECONDS = 1
 
 _INCREMENT = """
 local count = redis.call('INCR', KEYS[1])
@@ -42,10 +40,11 @@ class Verdict:
 
 
 def rate_limit_check(*, bucket: str, limit: int) -> Verdict:
+    seconds = settings.API_RATE_LIMIT_WINDOW_SECONDS
     now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
-    count = _counter().increment(f"ratelimit:{bucket}:{window}", WINDOW_SECONDS + 1)
+    window = int(now // seconds)
+    reset = max(1, math.ceil((window + 1) * seconds - now))
+    count = _counter().increment(f"ratelimit:{bucket}:{seconds}:{window}", seconds + 1)
     return Verdict(
         allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset=reset
     )
