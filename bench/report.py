@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,13 +16,16 @@ def progress(message: str) -> None:
     print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", flush=True)
 
 
+_COMPARE = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
+
+
 @dataclass(frozen=True)
 class Goal:
-    op: Literal[">=", "<="]
+    op: Literal[">=", "<=", "<"]
     bound: float
 
     def met(self, value: float) -> bool:
-        return value >= self.bound if self.op == ">=" else value <= self.bound
+        return bool(_COMPARE[self.op](value, self.bound))
 
     def __str__(self) -> str:
         return f"{self.op} {self.bound:g}"

@@ -1,7 +1,7 @@
 """Rate limits per credential and per client IP: a fixed window (one second unless
-API_RATE_LIMIT_WINDOW_SECONDS says otherwise) counted atomically in Redis (one INCR with its expiry, in a Lua script), so 50 concurrent
-requests against a limit of 10 let exactly 10 through. Without Redis (a laptop), a
-per-process counter stands in."""
+API_RATE_LIMIT_WINDOW_SECONDS says otherwise) counted atomically in Redis (one INCR
+with its expiry, in a Lua script), so 50 concurrent requests against a limit of 10 let
+exactly 10 through. Without Redis (a laptop), a per-process counter stands in."""
 
 from __future__ import annotations
 
