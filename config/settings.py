@@ -255,6 +255,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "payments.errors.exception_handler",
 }
+# Webhook targets on loopback (127.0.0.1, [::1]) for development and tests only.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", default=not PRODUCTION)
+if PRODUCTION and WEBHOOKS_ALLOW_LOOPBACK:
+    fail("WEBHOOKS_ALLOW_LOOPBACK", "must be false in production")
+
 # Requests per window (a second by default) per credential (an organization may have its
 # own limit) and per client IP.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 100, minimum=1)
@@ -274,7 +279,12 @@ SPECTACULAR_SETTINGS = {
     # 3.1 schemas are plain JSON Schema, so tests validate responses with jsonschema.
     "OAS_VERSION": "3.1.0",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "AccountStatus": ["open", "frozen", "closed"],
+        "TransferStatus": ["pending", "settled", "failed", "voided", "reversed"],
+        "EndpointStatus": ["enabled", "disabled"],
+        "DeliveryStatus": ["pending", "succeeded", "failed"],
+    },
 }
 
 # E-mail: printed to the console in development.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.ids import PrefixedIdField
 from oauth.models import Organization
 
 
@@ -55,3 +56,91 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status}"
+
+
+class Event(models.Model):
+    """Something that happened to an organization's objects, recorded in the same
+    transaction as the change itself: an event exists if and only if its change
+    committed. Kept at least 30 days."""
+
+    id = PrefixedIdField(prefix="evt")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    type = models.CharField(max_length=64)
+    # {"object": {...}}: the object as the API shows it, at this moment.
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "livemode", "-id"], name="event_org_idx"),
+            models.Index(fields=["created_at"], name="event_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
+
+
+class WebhookEndpoint(models.Model):
+    id = PrefixedIdField(prefix="we")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    url = models.URLField(max_length=2000)
+    description = models.CharField(max_length=500, blank=True)
+    # Event types, or ["*"] for all of them.
+    enabled_events = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=16, choices=[("enabled", "enabled"), ("disabled", "disabled")], default="enabled"
+    )
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    # The signing secret (whsec_…); during a rotation the previous one signs beside it
+    # until previous_secret_expires_at.
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "livemode", "-id"], name="endpoint_org_idx")
+        ]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return "*" in self.enabled_events or event_type in self.enabled_events
+
+
+class WebhookDelivery(models.Model):
+    """One event owed to one endpoint: the transactional outbox row, written with the
+    event. Retry times live here (next_attempt_at), not in the broker."""
+
+    id = PrefixedIdField(prefix="whd")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=[("pending", "pending"), ("succeeded", "succeeded"), ("failed", "failed")],
+        default="pending",
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due_idx",
+                condition=models.Q(status="pending"),
+            ),
+            models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"

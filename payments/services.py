@@ -10,7 +10,8 @@ from django.db import transaction
 
 from ledger import errors, selectors
 from ledger import services as ledger
-from ledger.models import Account, Transfer
+from ledger.models import Account, Settlement, Transfer
+from payments import events
 
 SETTLEMENT_BATCH = 500
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ def transfers_settle_due(
     settled = failed = batches = 0
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
-        report = ledger.transfer_settle_due(limit=batch_size)
+        with transaction.atomic():
+            report = ledger.transfer_settle_due(limit=batch_size)
+            events.transfer_events([*report.settled, *report.failed])
         if not report.settled and not report.failed:
             break
         settled += len(report.settled)
@@ -43,9 +46,13 @@ def transfers_settle_due(
 def transfers_expire_holds(*, batch_size: int = SETTLEMENT_BATCH) -> int:
     """Void every pending transfer whose hold has expired."""
     expired = 0
-    while voided := ledger.transfer_expire_due(limit=batch_size):
+    while True:
+        with transaction.atomic():
+            voided = ledger.transfer_expire_due(limit=batch_size)
+            events.transfer_events(voided)
+        if not voided:
+            return expired
         expired += len(voided)
-    return expired
 
 
 TEST_FUNDING = "test funding"
@@ -106,3 +113,71 @@ def settlement_nudge() -> None:
             current_app.send_task("payments.tasks.settle_transfers", expires=30)
     except Exception:  # the broker or cache is down: the beat sweep will catch up
         log.warning("could not queue the settlement task; the periodic sweep will run it")
+
+
+# Transfers, with their events ------------------------------------------------------------
+#
+# Every change of a transfer goes through here, whoever asks (the API, the workers, the
+# admin), so each one records its event in the same transaction.
+
+
+def transfer_create(*, organization_id: str, livemode: bool, spec: ledger.TransferSpec) -> Transfer:
+    with transaction.atomic():
+        created = ledger.transfer_create(
+            holder=organization_id,
+            livemode=livemode,
+            source_id=spec.source_id,
+            destination_id=spec.destination_id,
+            destination_holder=organization_id,
+            amount=spec.amount,
+            currency=spec.currency,
+            settlement=spec.settlement,
+            description=spec.description,
+            metadata=spec.metadata,
+        )
+        events.transfer_events([created.transfer], kind="created", holders_checked=True)
+    if created.transfer.settlement == Settlement.AUTO:
+        transaction.on_commit(settlement_nudge)
+    return created.transfer
+
+
+def transfer_batch_create(
+    *, organization_id: str, livemode: bool, specs: list[ledger.TransferSpec]
+) -> list[Transfer]:
+    with transaction.atomic():
+        transfers = ledger.transfer_batch_create(
+            holder=organization_id, livemode=livemode, specs=specs
+        )
+        events.transfer_events(transfers, kind="created", holders_checked=True)
+    if any(t.settlement == Settlement.AUTO for t in transfers):
+        transaction.on_commit(settlement_nudge)
+    return transfers
+
+
+def transfer_settle(*, organization_id: str, transfer_id: str, amount: int | None) -> Transfer:
+    with transaction.atomic():
+        transfer = ledger.transfer_settle(
+            transfer_id=transfer_id, amount=amount, holder=organization_id
+        )
+        # settled, or failed if it could not settle
+        events.transfer_events([transfer], holders_checked=True)
+    return transfer
+
+
+def transfer_void(*, organization_id: str, transfer_id: str) -> Transfer:
+    with transaction.atomic():
+        transfer = ledger.transfer_void(transfer_id=transfer_id, holder=organization_id)
+        events.transfer_events([transfer], holders_checked=True)
+    return transfer
+
+
+def transfer_reverse(
+    *, organization_id: str | None, transfer_id: str, description: str = ""
+) -> ledger.Reversal:
+    """`organization_id` None: the platform's staff acting on any organization's books."""
+    with transaction.atomic():
+        reversal = ledger.transfer_reverse(
+            transfer_id=transfer_id, holder=organization_id, description=description
+        )
+        events.transfer_events([reversal.original])
+    return reversal

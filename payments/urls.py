@@ -2,7 +2,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path, register_converter
 from django.views.decorators.csrf import csrf_exempt
 
-from payments.apis import accounts, test_helpers, transfers
+from payments.apis import accounts, events, test_helpers, transfers, webhook_endpoints
 from payments.errors import not_found, problem_response
 
 
@@ -22,7 +22,12 @@ class ObjectId:
 register_converter(ObjectId, "id")
 
 
-COLLECTIONS = {"accounts": "account", "transfers": "transfer"}
+COLLECTIONS = {
+    "accounts": "account",
+    "transfers": "transfer",
+    "events": "event",
+    "webhook_endpoints": "webhook endpoint",
+}
 
 
 # Exempt: the API uses no cookies, and a POST to an unknown path is a 404, not a CSRF page.
@@ -49,5 +54,19 @@ urlpatterns = [
     path("transfer_batches", transfers.TransferBatchApi.as_view()),
     path("test_helpers/accounts/<id:account_id>/fund", test_helpers.FundAccountApi.as_view()),
     path("test_helpers/transfers/<id:transfer_id>/fail", test_helpers.FailTransferApi.as_view()),
+    path("events", events.EventListApi.as_view()),
+    path("events/<id:event_id>", events.EventDetailApi.as_view()),
+    path("webhook_endpoints", webhook_endpoints.WebhookEndpointListApi.as_view()),
+    path(
+        "webhook_endpoints/<id:endpoint_id>", webhook_endpoints.WebhookEndpointDetailApi.as_view()
+    ),
+    path(
+        "webhook_endpoints/<id:endpoint_id>/rotate_secret",
+        webhook_endpoints.WebhookEndpointRotateApi.as_view(),
+    ),
+    path(
+        "webhook_endpoints/<id:endpoint_id>/deliveries",
+        webhook_endpoints.WebhookDeliveryListApi.as_view(),
+    ),
     re_path(r"^(?P<rest>.*)$", unknown_route),
 ]

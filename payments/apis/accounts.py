@@ -9,51 +9,13 @@ from rest_framework.response import Response
 
 from ledger import selectors as books
 from ledger import services as ledger
-from ledger.models import Account, Entry
+from ledger.models import Account
 from payments import pagination
 from payments.apis.base import ApiView, idempotent
 from payments.errors import not_found
 from payments.fields import CurrencyField, MetadataField, StrictCharField, StrictSerializer
+from payments.representations import account_json, balance_json, entry_json
 from payments.schema import ERRORS, list_of
-
-
-def account_json(account: Account) -> dict[str, Any]:
-    return {
-        "id": account.id,
-        "object": "account",
-        "name": account.name,
-        "currency": account.currency_id,
-        "livemode": account.livemode,
-        "status": account.status,
-        "metadata": account.metadata,
-        "balance": balance_json(account),
-        "created_at": account.created_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-def balance_json(account: Account) -> dict[str, Any]:
-    return {
-        "object": "balance",
-        "account": account.id,
-        "currency": account.currency_id,
-        "available": account.available,
-        "pending": account.held,
-        "posted": account.posted,
-    }
-
-
-def entry_json(entry: Entry, currency: str) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "object": "transaction",
-        "account": entry.account_id,
-        "transfer": entry.transfer_id,
-        "amount": entry.amount,
-        "currency": currency,
-        "balance_after": entry.balance_after,
-        "sequence": entry.seq,
-        "created_at": entry.created_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 class BalanceOut(serializers.Serializer[Any]):

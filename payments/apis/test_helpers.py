@@ -8,11 +8,12 @@ from rest_framework.response import Response
 
 from ledger import services as ledger
 from payments import services as payments
-from payments.apis.accounts import AccountOut, account_json, owned_account
+from payments.apis.accounts import AccountOut, owned_account
 from payments.apis.base import ApiView, idempotent
-from payments.apis.transfers import TransferOut, owned_transfer, transfer_json
+from payments.apis.transfers import TransferOut, owned_transfer
 from payments.errors import not_found
 from payments.fields import AmountField, StrictSerializer
+from payments.representations import account_json, transfer_json
 from payments.schema import ERRORS
 
 TEST_HELPER_FAILURE = "test_helper"

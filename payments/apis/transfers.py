@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -22,35 +21,10 @@ from payments.fields import (
     StrictCharField,
     StrictSerializer,
 )
+from payments.representations import transfer_json
 from payments.schema import ERRORS, list_of
 
 MAX_BATCH = ledger.MAX_BATCH
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def transfer_json(transfer: Transfer) -> dict[str, Any]:
-    return {
-        "id": transfer.id,
-        "object": "transfer",
-        "source_account": transfer.source_id,
-        "destination_account": transfer.destination_id,
-        "amount": transfer.amount,
-        "settled_amount": transfer.settled_amount,
-        "currency": transfer.currency_id,
-        "status": transfer.status,
-        "settlement": transfer.settlement,
-        "description": transfer.description,
-        "metadata": transfer.metadata,
-        "failure_reason": transfer.failure_reason or None,
-        "reversal_of": transfer.reversal_of_id,
-        "livemode": transfer.livemode,
-        "sequence": transfer.version,
-        "created_at": iso(transfer.created_at),
-        "updated_at": iso(transfer.updated_at),
-    }
 
 
 class TransferOut(serializers.Serializer[Any]):
@@ -156,21 +130,20 @@ class TransferListApi(ApiView):
         fields = data.validated_data
         check_granted(self, fields["source_account"], fields["destination_account"])
         principal = self.principal
-        created = ledger.transfer_create(
-            holder=principal.organization_id,
+        transfer = payments.transfer_create(
+            organization_id=principal.organization_id,
             livemode=principal.livemode,
-            source_id=fields["source_account"],
-            destination_id=fields["destination_account"],
-            destination_holder=principal.organization_id,
-            amount=fields["amount"],
-            currency=fields["currency"],
-            settlement=Settlement(fields["settlement"]),
-            description=fields["description"],
-            metadata=fields.get("metadata", {}),
+            spec=ledger.TransferSpec(
+                source_id=fields["source_account"],
+                destination_id=fields["destination_account"],
+                amount=fields["amount"],
+                currency=fields["currency"],
+                settlement=Settlement(fields["settlement"]),
+                description=fields["description"],
+                metadata=fields.get("metadata", {}),
+            ),
         )
-        if created.transfer.settlement == Settlement.AUTO:
-            transaction.on_commit(payments.settlement_nudge)
-        return Response(transfer_json(created.transfer), status=201)
+        return Response(transfer_json(transfer), status=201)
 
 
 class TransferDetailApi(ApiView):
@@ -203,10 +176,10 @@ class TransferSettleApi(ApiView):
         data = self.TransferSettleIn(data=request.data)
         data.is_valid(raise_exception=True)
         transfer = owned_transfer(self, transfer_id)
-        settled = ledger.transfer_settle(
+        settled = payments.transfer_settle(
+            organization_id=self.principal.organization_id,
             transfer_id=transfer.id,
             amount=data.validated_data.get("amount"),
-            holder=self.principal.organization_id,
         )
         return Response(transfer_json(settled))
 
@@ -228,8 +201,8 @@ class TransferVoidApi(ApiView):
     def post(self, request: Request, transfer_id: str) -> Response:
         self.TransferVoidIn(data=request.data).is_valid(raise_exception=True)
         transfer = owned_transfer(self, transfer_id)
-        voided = ledger.transfer_void(
-            transfer_id=transfer.id, holder=self.principal.organization_id
+        voided = payments.transfer_void(
+            organization_id=self.principal.organization_id, transfer_id=transfer.id
         )
         return Response(transfer_json(voided))
 
@@ -254,9 +227,9 @@ class TransferReverseApi(ApiView):
         data = self.TransferReverseIn(data=request.data)
         data.is_valid(raise_exception=True)
         transfer = owned_transfer(self, transfer_id)
-        reversal = ledger.transfer_reverse(
+        reversal = payments.transfer_reverse(
+            organization_id=self.principal.organization_id,
             transfer_id=transfer.id,
-            holder=self.principal.organization_id,
             description=data.validated_data["description"],
         )
         return Response(transfer_json(reversal.original))
@@ -312,8 +285,8 @@ class TransferBatchApi(ApiView):
                 )
             )
         try:
-            transfers = ledger.transfer_batch_create(
-                holder=principal.organization_id, livemode=principal.livemode, specs=specs
+            transfers = payments.transfer_batch_create(
+                organization_id=principal.organization_id, livemode=principal.livemode, specs=specs
             )
         except ledger_errors.BatchItemError as error:
             problem = from_ledger(error.error)
@@ -324,8 +297,6 @@ class TransferBatchApi(ApiView):
             )
             problem.detail = f"transfers[{error.index}]: {problem.detail}"
             raise problem from error
-        if any(t.settlement == Settlement.AUTO for t in transfers):
-            transaction.on_commit(payments.settlement_nudge)
         return Response(
             {
                 "object": "list",

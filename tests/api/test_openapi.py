@@ -26,6 +26,15 @@ OPERATIONS = {
     ("post", "/v1/transfer_batches"),
     ("post", "/v1/test_helpers/accounts/{account_id}/fund"),
     ("post", "/v1/test_helpers/transfers/{transfer_id}/fail"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{event_id}"),
+    ("get", "/v1/webhook_endpoints"),
+    ("post", "/v1/webhook_endpoints"),
+    ("get", "/v1/webhook_endpoints/{endpoint_id}"),
+    ("patch", "/v1/webhook_endpoints/{endpoint_id}"),
+    ("delete", "/v1/webhook_endpoints/{endpoint_id}"),
+    ("post", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"),
+    ("get", "/v1/webhook_endpoints/{endpoint_id}/deliveries"),
 }
 
 

@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from payments import pagination, webhooks
+from payments.apis.base import ApiView, idempotent
+from payments.errors import ApiError, not_found
+from payments.events import EVENT_TYPES
+from payments.fields import StrictCharField, StrictSerializer
+from payments.models import WebhookDelivery, WebhookEndpoint
+from payments.representations import delivery_json, webhook_endpoint_json
+from payments.schema import ERRORS, list_of
+
+EVENT_CHOICES = ["*", *EVENT_TYPES]
+
+
+class WebhookEndpointOut(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    url = serializers.URLField()
+    description = serializers.CharField()
+    enabled_events = serializers.ListField(child=serializers.CharField())
+    status = serializers.ChoiceField(choices=["enabled", "disabled"])
+    livemode = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    secret = serializers.CharField(required=False, help_text="Only when created or rotated")
+
+
+class WebhookDeliveryOut(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    event = serializers.CharField()
+    webhook_endpoint = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "succeeded", "failed"])
+    attempt_count = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class EndpointCreateIn(StrictSerializer):
+    url = StrictCharField(max_length=2000)
+    enabled_events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1, max_length=50
+    )
+    description = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class EndpointUpdateIn(StrictSerializer):
+    url = StrictCharField(max_length=2000, required=False)
+    enabled_events = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_CHOICES),
+        min_length=1,
+        max_length=50,
+        required=False,
+    )
+    description = StrictCharField(max_length=500, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=["enabled", "disabled"], required=False)
+
+
+def owned_endpoint(view: ApiView, endpoint_id: str) -> WebhookEndpoint:
+    principal = view.principal
+    endpoint = WebhookEndpoint.objects.filter(
+        id=endpoint_id, organization_id=principal.organization_id, livemode=principal.livemode
+    ).first()
+    if endpoint is None:
+        raise not_found("webhook endpoint")
+    return endpoint
+
+
+def refused(error: webhooks.EndpointError) -> ApiError:
+    return ApiError(400, "validation_error", f"{error.param}: {error}", param=error.param)
+
+
+class WebhookEndpointListApi(ApiView):
+    required_scopes = {"GET": "webhooks:manage", "POST": "webhooks:manage"}
+
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        summary="List webhook endpoints",
+        responses={200: list_of(WebhookEndpointOut), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        principal = self.principal
+        page = pagination.page_request(request)
+        query = WebhookEndpoint.objects.filter(
+            organization_id=principal.organization_id, livemode=principal.livemode
+        )
+        if page.after:
+            query = query.filter(id__lt=page.after)
+        found = list(query.order_by("-id")[: page.limit + 1])
+        return Response(
+            pagination.page(found, page, key=lambda e: e.id, render=webhook_endpoint_json)
+        )
+
+    @extend_schema(
+        operation_id="webhook_endpoints_create",
+        summary="Add a webhook endpoint",
+        description="The signing `secret` (whsec_…) is in this response only.",
+        request=EndpointCreateIn,
+        responses={201: WebhookEndpointOut, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Every transfer event",
+                value={
+                    "url": "https://example.com/hooks/openpay",
+                    "enabled_events": ["transfer.settled", "transfer.failed"],
+                },
+                request_only=True,
+            )
+        ],
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        data = EndpointCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = self.principal
+        try:
+            endpoint = webhooks.webhook_endpoint_create(
+                organization_id=principal.organization_id,
+                livemode=principal.livemode,
+                **data.validated_data,
+            )
+        except webhooks.EndpointError as error:
+            raise refused(error) from error
+        return Response(webhook_endpoint_json(endpoint, secret=endpoint.secret), status=201)
+
+
+class WebhookEndpointDetailApi(ApiView):
+    required_scopes = {
+        "GET": "webhooks:manage",
+        "PATCH": "webhooks:manage",
+        "DELETE": "webhooks:manage",
+    }
+
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve",
+        summary="Retrieve a webhook endpoint",
+        responses={200: WebhookEndpointOut, **ERRORS},
+    )
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        return Response(webhook_endpoint_json(owned_endpoint(self, endpoint_id)))
+
+    @extend_schema(
+        operation_id="webhook_endpoints_update",
+        summary="Change a webhook endpoint (url, events, description, status)",
+        request=EndpointUpdateIn,
+        responses={200: WebhookEndpointOut, **ERRORS},
+    )
+    def patch(self, request: Request, endpoint_id: str) -> Response:
+        data = EndpointUpdateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = owned_endpoint(self, endpoint_id)
+        try:
+            endpoint = webhooks.webhook_endpoint_update(endpoint=endpoint, **data.validated_data)
+        except webhooks.EndpointError as error:
+            raise refused(error) from error
+        return Response(webhook_endpoint_json(endpoint))
+
+    @extend_schema(
+        operation_id="webhook_endpoints_delete",
+        summary="Remove a webhook endpoint",
+        responses={204: None, **ERRORS},
+    )
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        owned_endpoint(self, endpoint_id).delete()
+        return Response(status=204)
+
+
+class WebhookEndpointRotateApi(ApiView):
+    required_scopes = {"POST": "webhooks:manage"}
+
+    class RotateIn(StrictSerializer):
+        pass
+
+    @extend_schema(
+        operation_id="webhook_endpoints_rotate_secret",
+        summary="Rotate the signing secret",
+        description="The new secret is in this response only; the old one keeps signing "
+        "beside it for 24 hours.",
+        request=RotateIn,
+        responses={200: WebhookEndpointOut, **ERRORS},
+        examples=[OpenApiExample("No body", value={}, request_only=True)],
+    )
+    @idempotent
+    def post(self, request: Request, endpoint_id: str) -> Response:
+        self.RotateIn(data=request.data).is_valid(raise_exception=True)
+        endpoint = owned_endpoint(self, endpoint_id)
+        secret = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint)
+        endpoint.refresh_from_db()
+        return Response(webhook_endpoint_json(endpoint, secret=secret))
+
+
+class WebhookDeliveryListApi(ApiView):
+    required_scopes = {"GET": "webhooks:manage"}
+
+    @extend_schema(
+        operation_id="webhook_endpoints_deliveries",
+        summary="The deliveries owed to an endpoint, newest first",
+        responses={200: list_of(WebhookDeliveryOut), **ERRORS},
+    )
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = owned_endpoint(self, endpoint_id)
+        page = pagination.page_request(request)
+        query = WebhookDelivery.objects.filter(endpoint=endpoint)
+        if page.after:
+            query = query.filter(id__lt=page.after)
+        found = list(query.order_by("-id")[: page.limit + 1])
+        return Response(pagination.page(found, page, key=lambda d: d.id, render=delivery_json))
