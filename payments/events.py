@@ -9,11 +9,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from ledger.models import Transfer
 from oauth.models import Organization
 from payments.models import Event, WebhookDelivery, WebhookEndpoint
+from payments.nudge import nudge
 from payments.representations import transfer_json
 
 TRANSFER_EVENTS = {
@@ -55,7 +57,7 @@ def events_record(new: Sequence[NewEvent]) -> list[Event]:
     )
     endpoints = _endpoints({(e.organization_id, e.livemode) for e in events})
     now = timezone.now()
-    WebhookDelivery.objects.bulk_create(
+    owed = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
             for event in events
@@ -63,6 +65,8 @@ def events_record(new: Sequence[NewEvent]) -> list[Event]:
             if endpoint.subscribes_to(event.type)
         ]
     )
+    if owed:
+        transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
     return events
 
 

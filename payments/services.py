@@ -12,6 +12,7 @@ from ledger import errors, selectors
 from ledger import services as ledger
 from ledger.models import Account, Settlement, Transfer
 from payments import events
+from payments.nudge import nudge
 
 SETTLEMENT_BATCH = 500
 log = logging.getLogger(__name__)
@@ -98,21 +99,8 @@ def sandbox_open(*, holder: str, currencies: tuple[str, ...] = ("USD", "EUR")) -
     return accounts
 
 
-SETTLEMENT_NUDGE_KEY = "openpay:settlement-nudged"
-
-
 def settlement_nudge() -> None:
-    """After a commit that made `auto` transfers: ask a worker to settle now rather
-    than at the next beat. At most one message a second, and a broker that is down
-    costs nothing but the wait for the beat sweep, never the caller's request."""
-    from celery import current_app
-    from django.core.cache import cache
-
-    try:
-        if cache.add(SETTLEMENT_NUDGE_KEY, 1, timeout=1):
-            current_app.send_task("payments.tasks.settle_transfers", expires=30)
-    except Exception:  # the broker or cache is down: the beat sweep will catch up
-        log.warning("could not queue the settlement task; the periodic sweep will run it")
+    nudge("payments.tasks.settle_transfers")
 
 
 # Transfers, with their events ------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 
-from payments import idempotency, requestlog, services
+from payments import delivery, idempotency, requestlog, services
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +42,15 @@ def purge_old_records() -> None:
     keys = idempotency.idempotency_records_purge()
     if logs or keys:
         log.info("purged %d request log rows and %d idempotency keys", logs, keys)
+
+
+@shared_task(ignore_result=True)
+def deliver_webhooks() -> int:
+    """Send due webhook deliveries until none is due (bounded per run)."""
+    sent = 0
+    for _ in range(20):
+        tried = delivery.deliveries_run()
+        sent += tried
+        if not tried:
+            break
+    return sent

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import secrets
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -14,6 +12,7 @@ from django.utils import timezone
 
 from payments.events import EVENT_TYPES
 from payments.models import WebhookEndpoint
+from payments.webhook_sender import url_check
 
 ROTATION_OVERLAP = dt.timedelta(hours=24)
 
@@ -30,24 +29,11 @@ def new_secret() -> str:
 
 
 def url_refusal(url: str) -> str | None:
-    """What is wrong with a target URL, judged without DNS (the sender checks every
-    address again when it connects, which is what stops DNS rebinding)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "use an http or https URL with a host"
-    if parts.username or parts.password:
-        return "credentials in the URL are not accepted"
-    if settings.PRODUCTION and parts.scheme != "https":
+    """What is wrong with a target URL, judged without DNS; the sender checks every
+    address again when it connects, which is what stops DNS rebinding."""
+    if settings.PRODUCTION and not url.startswith("https://"):
         return "use https"
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return None
-    if address.is_loopback and settings.WEBHOOKS_ALLOW_LOOPBACK:
-        return None
-    if not address.is_global:
-        return f"{address} is not a public address"
-    return None
+    return url_check(url, allow_loopback=settings.WEBHOOKS_ALLOW_LOOPBACK)
 
 
 def events_check(enabled_events: list[str]) -> list[str]:
