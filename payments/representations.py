@@ -104,13 +104,25 @@ def webhook_endpoint_json(
 
 
 def delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
+    """A delivery with every attempt at it (prefetch `attempts` for lists)."""
     return {
         "id": delivery.id,
         "object": "webhook_delivery",
         "event": delivery.event_id,
+        "event_type": delivery.event.type,
         "webhook_endpoint": delivery.endpoint_id,
         "status": delivery.status,
         "attempt_count": delivery.attempt_count,
         "next_attempt_at": iso(delivery.next_attempt_at),
         "created_at": iso(delivery.created_at),
+        "attempts": [
+            {
+                "attempted_at": iso(attempt.attempted_at),
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "error": attempt.error or None,
+                "response_body": attempt.response_body,
+            }
+            for attempt in delivery.attempts.all()
+        ],
     }

@@ -56,6 +56,7 @@ urlpatterns = [
     path("test_helpers/transfers/<id:transfer_id>/fail", test_helpers.FailTransferApi.as_view()),
     path("events", events.EventListApi.as_view()),
     path("events/<id:event_id>", events.EventDetailApi.as_view()),
+    path("events/<id:event_id>/redeliver", events.EventRedeliverApi.as_view()),
     path("webhook_endpoints", webhook_endpoints.WebhookEndpointListApi.as_view()),
     path(
         "webhook_endpoints/<id:endpoint_id>", webhook_endpoints.WebhookEndpointDetailApi.as_view()

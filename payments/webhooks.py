@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from payments.events import EVENT_TYPES
-from payments.models import WebhookEndpoint
+from payments.models import Event, WebhookDelivery, WebhookEndpoint
+from payments.nudge import nudge
 from payments.webhook_sender import url_check
 
 ROTATION_OVERLAP = dt.timedelta(hours=24)
@@ -100,3 +101,28 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
     endpoint.secret = new_secret()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at"])
     return endpoint.secret
+
+
+def event_redeliver(
+    *, event: Event, endpoint: WebhookEndpoint | None = None
+) -> list[WebhookDelivery]:
+    """Send an event again: to one endpoint, or to every enabled endpoint that subscribes
+    to it now. A new delivery each, with its own attempts; the old ones stay in the log."""
+    endpoints = (
+        [endpoint]
+        if endpoint is not None
+        else [
+            e
+            for e in WebhookEndpoint.objects.filter(
+                organization_id=event.organization_id, livemode=event.livemode, status="enabled"
+            )
+            if e.subscribes_to(event.type)
+        ]
+    )
+    now = timezone.now()
+    owed = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(event=event, endpoint=e, next_attempt_at=now) for e in endpoints]
+    )
+    if owed:
+        transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
+    return owed

@@ -223,3 +223,33 @@ def test_a_real_worker_delivers_after_commit(receiver: Receiver) -> None:
     payload = Webhook(endpoint.secret).verify(body, headers)
     assert payload["data"]["object"]["id"] == transfer.id
     assert json.loads(body)["type"] == "transfer.created"
+
+
+def test_the_attempts_log_and_a_redelivery_through_the_api(
+    client: Any, receiver: Receiver, organization: Organization
+) -> None:
+    from oauth import services as identity
+
+    receiver.answers = [500, 200]
+    endpoint = subscribe(organization, receiver.url)
+    make_transfer(organization)
+    deliveries_run(concurrency=1)
+    secret = identity.api_key_create(organization=organization, livemode=False).secret
+    auth = {"Authorization": f"Bearer {secret}"}
+    log = client.get(f"/v1/webhook_endpoints/{endpoint.id}/deliveries", headers=auth).json()
+    [delivery] = log["data"]
+    assert delivery["status"] == "pending"
+    assert [a["status_code"] for a in delivery["attempts"]] == [500]
+    assert delivery["attempts"][0]["response_body"] == "ok"
+    again = client.post(
+        f"/v1/events/{delivery['event']}/redeliver",
+        "{}",
+        content_type="application/json",
+        headers=auth,
+    )
+    assert again.status_code == 201
+    assert len(again.json()["data"]) == 1
+    deliveries_run(concurrency=1)
+    assert len(receiver.received) == 2
+    statuses = sorted(d.status for d in WebhookDelivery.objects.all())
+    assert statuses == ["pending", "succeeded"]

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from payments import pagination
-from payments.apis.base import ApiView
-from payments.errors import not_found
-from payments.models import Event
-from payments.representations import event_json
+from payments import pagination, webhooks
+from payments.apis.base import ApiView, idempotent
+from payments.apis.webhook_endpoints import WebhookDeliveryOut
+from payments.errors import ApiError, not_found
+from payments.fields import StrictCharField, StrictSerializer
+from payments.models import Event, WebhookEndpoint
+from payments.representations import delivery_json, event_json
 from payments.schema import ERRORS, list_of
 
 # Built with type(): a declared `data` field would shadow Serializer.data for the type
@@ -66,3 +68,52 @@ class EventDetailApi(ApiView):
         if event is None:
             raise not_found("event")
         return Response(event_json(event))
+
+
+class RedeliverIn(StrictSerializer):
+    webhook_endpoint = StrictCharField(max_length=40, required=False)
+
+
+class EventRedeliverApi(ApiView):
+    required_scopes = {"POST": "webhooks:manage"}
+
+    @extend_schema(
+        operation_id="events_redeliver",
+        summary="Send an event again",
+        description="To one `webhook_endpoint`, or to every enabled endpoint subscribed to "
+        "its type. Each gets a new delivery, with its own attempts.",
+        request=RedeliverIn,
+        responses={201: list_of(WebhookDeliveryOut), **ERRORS},
+        examples=[OpenApiExample("To every subscriber", value={}, request_only=True)],
+    )
+    @idempotent
+    def post(self, request: Request, event_id: str) -> Response:
+        data = RedeliverIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        principal = self.principal
+        event = Event.objects.filter(
+            id=event_id, organization_id=principal.organization_id, livemode=principal.livemode
+        ).first()
+        if event is None:
+            raise not_found("event")
+        endpoint = None
+        if "webhook_endpoint" in data.validated_data:
+            endpoint = WebhookEndpoint.objects.filter(
+                id=data.validated_data["webhook_endpoint"],
+                organization_id=principal.organization_id,
+                livemode=principal.livemode,
+            ).first()
+            if endpoint is None:
+                raise ApiError(
+                    404, "not_found", "No such webhook endpoint.", param="webhook_endpoint"
+                )
+        owed = webhooks.event_redeliver(event=event, endpoint=endpoint)
+        return Response(
+            {
+                "object": "list",
+                "data": [delivery_json(d) for d in owed],
+                "has_more": False,
+                "next_cursor": None,
+            },
+            status=201,
+        )

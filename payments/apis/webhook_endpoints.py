@@ -31,15 +31,25 @@ class WebhookEndpointOut(serializers.Serializer[Any]):
     secret = serializers.CharField(required=False, help_text="Only when created or rotated")
 
 
+class WebhookAttemptOut(serializers.Serializer[Any]):
+    attempted_at = serializers.DateTimeField()
+    status_code = serializers.IntegerField(allow_null=True)
+    latency_ms = serializers.FloatField()
+    error = serializers.CharField(allow_null=True)
+    response_body = serializers.CharField(help_text="The first 4 KiB")
+
+
 class WebhookDeliveryOut(serializers.Serializer[Any]):
     id = serializers.CharField()
     object = serializers.CharField()
     event = serializers.CharField()
+    event_type = serializers.CharField()
     webhook_endpoint = serializers.CharField()
     status = serializers.ChoiceField(choices=["pending", "succeeded", "failed"])
     attempt_count = serializers.IntegerField()
     next_attempt_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+    attempts = WebhookAttemptOut(many=True)
 
 
 class EndpointCreateIn(StrictSerializer):
@@ -206,7 +216,11 @@ class WebhookDeliveryListApi(ApiView):
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = owned_endpoint(self, endpoint_id)
         page = pagination.page_request(request)
-        query = WebhookDelivery.objects.filter(endpoint=endpoint)
+        query = (
+            WebhookDelivery.objects.filter(endpoint=endpoint)
+            .select_related("event")
+            .prefetch_related("attempts")
+        )
         if page.after:
             query = query.filter(id__lt=page.after)
         found = list(query.order_by("-id")[: page.limit + 1])

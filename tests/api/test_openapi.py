@@ -28,6 +28,7 @@ OPERATIONS = {
     ("post", "/v1/test_helpers/transfers/{transfer_id}/fail"),
     ("get", "/v1/events"),
     ("get", "/v1/events/{event_id}"),
+    ("post", "/v1/events/{event_id}/redeliver"),
     ("get", "/v1/webhook_endpoints"),
     ("post", "/v1/webhook_endpoints"),
     ("get", "/v1/webhook_endpoints/{endpoint_id}"),
