@@ -19,6 +19,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from payments import webhooks
 from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.representations import event_json
 from payments.webhook_sender import SendResult, webhook_send
@@ -146,10 +147,13 @@ def _record(
         WebhookEndpoint.objects.filter(id=delivery.endpoint_id).update(
             status="disabled", disabled_reason="the receiver answered 410 Gone"
         )
-    elif delivery.endpoint.status != "enabled" or (
-        attempted_at - delivery.created_at > _scaled(GIVE_UP_AFTER)
-    ):
+    elif delivery.endpoint.status != "enabled":
         delivery.status, delivery.next_attempt_at = "failed", None
+    elif attempted_at - delivery.created_at > _scaled(GIVE_UP_AFTER):
+        delivery.status, delivery.next_attempt_at = "failed", None
+        webhooks.webhook_endpoint_disable_failing(
+            endpoint=delivery.endpoint, failing_for=_scaled(GIVE_UP_AFTER)
+        )
     else:
         delivery.next_attempt_at = timezone.now() + retry_delay(
             delivery.attempt_count, result.retry_after

@@ -7,12 +7,15 @@ import datetime as dt
 import secrets
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from payments.events import EVENT_TYPES
-from payments.models import Event, WebhookDelivery, WebhookEndpoint
+from oauth.models import Membership, Role
+from payments.events import EVENT_TYPES, NewEvent, events_record
+from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.nudge import nudge
+from payments.representations import webhook_endpoint_json
 from payments.webhook_sender import url_check
 
 ROTATION_OVERLAP = dt.timedelta(hours=24)
@@ -126,3 +129,55 @@ def event_redeliver(
     if owed:
         transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
     return owed
+
+
+def webhook_endpoint_disable_failing(
+    *, endpoint: WebhookEndpoint, failing_for: dt.timedelta
+) -> bool:
+    """Disable an endpoint that has answered nothing but failures for `failing_for`,
+    tell its organization's other endpoints (webhook_endpoint.disabled) and e-mail
+    its owners. False if it succeeded within that time, and stays enabled."""
+    since = timezone.now() - failing_for
+    if WebhookAttempt.objects.filter(
+        delivery__endpoint=endpoint,
+        attempted_at__gte=since,
+        status_code__gte=200,
+        status_code__lt=300,
+    ).exists():
+        return False
+    updated = WebhookEndpoint.objects.filter(id=endpoint.id, status="enabled").update(
+        status="disabled", disabled_reason="every delivery failed for five days"
+    )
+    if not updated:
+        return False
+    endpoint.refresh_from_db()
+    events_record(
+        [
+            NewEvent(
+                organization_id=endpoint.organization_id,
+                livemode=endpoint.livemode,
+                type="webhook_endpoint.disabled",
+                object=webhook_endpoint_json(endpoint),
+            )
+        ]
+    )
+    owners = list(
+        Membership.objects.filter(
+            organization_id=endpoint.organization_id, role=Role.OWNER
+        ).values_list("user__email", flat=True)
+    )
+    if owners:
+        transaction.on_commit(
+            lambda: send_mail(
+                subject="A webhook endpoint was disabled",
+                message=(
+                    f"Every delivery to {endpoint.url} ({endpoint.id}) has failed for five "
+                    "days, so it was disabled. Fix the receiver, enable the endpoint again "
+                    "in the developer portal, and replay the events you missed."
+                ),
+                from_email=None,
+                recipient_list=[email for email in owners if email],
+                fail_silently=True,
+            )
+        )
+    return True

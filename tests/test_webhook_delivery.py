@@ -25,7 +25,7 @@ from oauth.models import Organization
 from payments import services as payments
 from payments import webhooks
 from payments.delivery import deliveries_run
-from payments.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.factories import make_organization
 from tests.live import ROOT, child_env
 
@@ -253,3 +253,32 @@ def test_the_attempts_log_and_a_redelivery_through_the_api(
     assert len(receiver.received) == 2
     statuses = sorted(d.status for d in WebhookDelivery.objects.all())
     assert statuses == ["pending", "succeeded"]
+
+
+def test_five_days_of_failure_disable_the_endpoint_and_tell_its_owners(
+    receiver: Receiver,
+    organization: Organization,
+    settings: Any,
+    mailoutbox: list[Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.WEBHOOK_TIME_SCALE = 0.000002  # five days -> about 0.9 s
+    receiver.answers = [500]
+    failing = subscribe(organization, receiver.url)
+    make_transfer(organization)
+    deadline = time.monotonic() + 20
+    with django_capture_on_commit_callbacks(execute=True):
+        while WebhookDelivery.objects.filter(status="pending").exists():
+            assert time.monotonic() < deadline, "gave up in time"
+            deliveries_run(concurrency=1)
+            time.sleep(0.05)
+    failing.refresh_from_db()
+    assert failing.status == "disabled"
+    assert "five days" in failing.disabled_reason
+    assert WebhookAttempt.objects.filter(delivery__endpoint=failing).count() >= 3
+    [mail] = mailoutbox
+    assert organization.members.get().email in mail.to
+    assert failing.url in mail.body
+    [disabled] = Event.objects.filter(type="webhook_endpoint.disabled")
+    assert disabled.data["object"]["id"] == failing.id
+    assert disabled.data["object"]["status"] == "disabled"
