@@ -184,6 +184,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 1.0,
         "options": {"expires": 5},
     },
+    "report-api-failures": {
+        "task": "payments.tasks.report_api_failures",
+        "schedule": 60.0,
+        "options": {"expires": 50},
+    },
     "flush-request-log": {
         "task": "payments.tasks.flush_request_log",
         "schedule": 2.0,

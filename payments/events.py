@@ -4,17 +4,20 @@ so an event exists exactly when its change committed. Sending happens after comm
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from ledger.models import Transfer
 from oauth.models import Organization
-from payments.models import Event, WebhookDelivery, WebhookEndpoint
+from payments.models import Event, RequestLog, WebhookDelivery, WebhookEndpoint
 from payments.nudge import nudge
 from payments.representations import transfer_json
 
@@ -105,3 +108,42 @@ def _endpoints(scopes: set[tuple[str, bool]]) -> dict[tuple[str, bool], list[Web
     ):
         found[(endpoint.organization_id, endpoint.livemode)].append(endpoint)
     return found
+
+
+API_FAILURE_REPORTED = "openpay:api-failures-reported:{minute}"
+
+
+def api_failures_report(*, minute: dt.datetime) -> list[Event]:
+    """One `api_request.failed` event per organization, mode and error code for the
+    minute starting at `minute`, carrying how many failed requests it stands for: a
+    client failing a thousand times a minute sends its endpoint one event, not a flood.
+    Each minute is reported once, however many workers run this."""
+    minute = minute.replace(second=0, microsecond=0)
+    if not cache.add(API_FAILURE_REPORTED.format(minute=minute.isoformat()), 1, timeout=7200):
+        return []
+    groups = (
+        RequestLog.objects.filter(
+            created_at__gte=minute, created_at__lt=minute + dt.timedelta(minutes=1), status__gte=400
+        )
+        .values("organization_id", "livemode", "error_code")
+        .annotate(count=Count("id"), example=Max("id"), status=Max("status"))
+        .order_by("organization_id", "livemode", "error_code")
+    )
+    return events_record(
+        [
+            NewEvent(
+                organization_id=group["organization_id"],
+                livemode=group["livemode"],
+                type="api_request.failed",
+                object={
+                    "object": "api_request_failures",
+                    "error_code": group["error_code"] or "unknown",
+                    "status": group["status"],
+                    "count": group["count"],
+                    "minute": minute.isoformat().replace("+00:00", "Z"),
+                    "example_request_id": group["example"],
+                },
+            )
+            for group in groups
+        ]
+    )

@@ -3,11 +3,13 @@ once (rows are claimed with SKIP LOCKED) and safe to re-run after a crash."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
-from payments import delivery, idempotency, requestlog, services
+from payments import delivery, events, idempotency, requestlog, services
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +56,10 @@ def deliver_webhooks() -> int:
         if not tried:
             break
     return sent
+
+
+@shared_task(ignore_result=True)
+def report_api_failures() -> int:
+    """The minute that ended at least 10 s ago (so its request log has been flushed)."""
+    minute = timezone.now() - dt.timedelta(seconds=70)
+    return len(events.api_failures_report(minute=minute))

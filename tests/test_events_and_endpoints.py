@@ -251,3 +251,31 @@ def test_another_organizations_endpoint_is_not_found(client: Client, alice: Call
         answer = charlie.get(path) if method == "GET" else charlie.send(method, path, {})
         assert answer.status_code == 404, (method, path)
     assert WebhookEndpoint.objects.filter(id=endpoint.id, status="enabled").exists()
+
+
+def test_failed_api_requests_are_reported_once_a_minute_with_their_count(
+    alice: Caller,
+) -> None:
+    from payments.events import api_failures_report
+    from payments.models import RequestLog
+
+    minute = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
+    failures = [("insufficient_funds", 402)] * 3 + [("not_found", 404), ("", 200)]
+    for index, (code, status) in enumerate(failures):
+        RequestLog.objects.create(
+            id=f"req_{index}",
+            organization=alice.organization,
+            livemode=False,
+            credential_id="key_x",
+            method="POST",
+            path="/v1/transfers",
+            status=status,
+            error_code=code,
+            latency_ms=1.0,
+            created_at=minute + dt.timedelta(seconds=index),
+        )
+    events = api_failures_report(minute=minute)
+    reported = {e.data["object"]["error_code"]: e.data["object"]["count"] for e in events}
+    assert reported == {"insufficient_funds": 3, "not_found": 1}
+    assert {e.type for e in events} == {"api_request.failed"}
+    assert api_failures_report(minute=minute) == [], "each minute is reported once"
