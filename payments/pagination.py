@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.db.models import QuerySet
 from rest_framework.request import Request
 
 from payments.errors import ApiError
@@ -81,3 +82,14 @@ def _decode(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         raise ApiError(400, "validation_error", "cursor is not valid", param="cursor") from None
+
+
+def newest_first(
+    request: Request, query: QuerySet[Any], *, render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A page of `query`, newest first, cut by id (ids are time-ordered)."""
+    wanted = page_request(request)
+    if wanted.after:
+        query = query.filter(id__lt=wanted.after)
+    items = list(query.order_by("-id")[: wanted.limit + 1])
+    return page(items, wanted, key=lambda item: item.id, render=render)

@@ -79,14 +79,10 @@ class AccountListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = self.principal
-        page = pagination.page_request(request)
         query = books.accounts_of(holder=principal.organization_id, livemode=principal.livemode)
         if principal.account_ids is not None:
             query = query.filter(id__in=principal.account_ids)
-        if page.after:
-            query = query.filter(id__lt=page.after)
-        accounts = list(query.order_by("-id")[: page.limit + 1])
-        return Response(pagination.page(accounts, page, key=lambda a: a.id, render=account_json))
+        return Response(pagination.newest_first(request, query, render=account_json))
 
     @extend_schema(
         operation_id="accounts_create",

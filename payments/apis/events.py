@@ -42,14 +42,10 @@ class EventListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = self.principal
-        page = pagination.page_request(request)
         query = Event.objects.filter(
             organization_id=principal.organization_id, livemode=principal.livemode
         )
-        if page.after:
-            query = query.filter(id__lt=page.after)
-        found = list(query.order_by("-id")[: page.limit + 1])
-        return Response(pagination.page(found, page, key=lambda e: e.id, render=event_json))
+        return Response(pagination.newest_first(request, query, render=event_json))
 
 
 class EventDetailApi(ApiView):

@@ -102,16 +102,12 @@ class TransferListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = self.principal
-        page = pagination.page_request(request)
         query = Transfer.objects.filter(
             holder=principal.organization_id, livemode=principal.livemode
         )
         if principal.account_ids is not None:
             query = query.filter(source_id__in=principal.account_ids)
-        if page.after:
-            query = query.filter(id__lt=page.after)
-        transfers = list(query.order_by("-id")[: page.limit + 1])
-        return Response(pagination.page(transfers, page, key=lambda t: t.id, render=transfer_json))
+        return Response(pagination.newest_first(request, query, render=transfer_json))
 
     @extend_schema(
         operation_id="transfers_create",

@@ -96,16 +96,10 @@ class WebhookEndpointListApi(ApiView):
     )
     def get(self, request: Request) -> Response:
         principal = self.principal
-        page = pagination.page_request(request)
         query = WebhookEndpoint.objects.filter(
             organization_id=principal.organization_id, livemode=principal.livemode
         )
-        if page.after:
-            query = query.filter(id__lt=page.after)
-        found = list(query.order_by("-id")[: page.limit + 1])
-        return Response(
-            pagination.page(found, page, key=lambda e: e.id, render=webhook_endpoint_json)
-        )
+        return Response(pagination.newest_first(request, query, render=webhook_endpoint_json))
 
     @extend_schema(
         operation_id="webhook_endpoints_create",
@@ -215,13 +209,9 @@ class WebhookDeliveryListApi(ApiView):
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = owned_endpoint(self, endpoint_id)
-        page = pagination.page_request(request)
         query = (
             WebhookDelivery.objects.filter(endpoint=endpoint)
             .select_related("event")
             .prefetch_related("attempts")
         )
-        if page.after:
-            query = query.filter(id__lt=page.after)
-        found = list(query.order_by("-id")[: page.limit + 1])
-        return Response(pagination.page(found, page, key=lambda d: d.id, render=delivery_json))
+        return Response(pagination.newest_first(request, query, render=delivery_json))
