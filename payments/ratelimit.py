@@ -5,6 +5,7 @@ exactly 10 through. Without Redis (a laptop), a per-process counter stands in.""
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -13,6 +14,8 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 _INCREMENT = """
 local count = redis.call('INCR', KEYS[1])
@@ -44,7 +47,13 @@ def rate_limit_check(*, bucket: str, limit: int) -> Verdict:
     now = time.time()
     window = int(now // seconds)
     reset = max(1, math.ceil((window + 1) * seconds - now))
-    count = _counter().increment(f"ratelimit:{bucket}:{seconds}:{window}", seconds + 1)
+    try:
+        count = _counter().increment(f"ratelimit:{bucket}:{seconds}:{window}", seconds + 1)
+    except Exception:  # Redis unreachable: see below
+        # Fail open: while Redis is down, payments keep working unlimited rather than
+        # every request failing; the outage is logged and /readyz reports it.
+        log.warning("rate limiting is off: its counters are unreachable", exc_info=True)
+        count = 0
     return Verdict(
         allowed=count <= limit, limit=limit, remaining=max(0, limit - count), reset=reset
     )

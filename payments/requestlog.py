@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from functools import cache
 from typing import Any
 
@@ -20,15 +21,24 @@ from oauth.models import Organization
 from payments.models import RequestLog
 
 KEEP_FOR = dt.timedelta(days=30)
+log = logging.getLogger(__name__)
 BATCH = 1000
 
 
 def request_log_record(entry: dict[str, Any]) -> None:
+    """Never raises: the request it describes has already happened (and perhaps moved
+    money), so a failure to log it must not turn its answer into an error."""
     client = _redis()
-    if client is None:
+    try:
+        if client is not None:
+            client.rpush(_queue(), json.dumps(entry))
+            return
+    except Exception:  # Redis unreachable: write the line directly instead
+        log.warning("request log buffer unreachable; writing %s directly", entry.get("id"))
+    try:
         RequestLog.objects.create(**_row(entry))
-    else:
-        client.rpush(_queue(), json.dumps(entry))
+    except Exception:
+        log.exception("could not record request %s in the request log", entry.get("id"))
 
 
 def request_log_flush(*, batch: int = BATCH) -> int:
