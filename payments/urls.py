@@ -66,6 +66,10 @@ urlpatterns = [
         webhook_endpoints.WebhookEndpointRotateApi.as_view(),
     ),
     path(
+        "webhook_endpoints/<id:endpoint_id>/replay",
+        webhook_endpoints.WebhookEndpointReplayApi.as_view(),
+    ),
+    path(
         "webhook_endpoints/<id:endpoint_id>/deliveries",
         webhook_endpoints.WebhookDeliveryListApi.as_view(),
     ),

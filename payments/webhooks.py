@@ -181,3 +181,27 @@ def webhook_endpoint_disable_failing(
             )
         )
     return True
+
+
+REPLAY_LIMIT = 10_000
+
+
+def webhook_endpoint_replay(*, endpoint: WebhookEndpoint, since: dt.datetime) -> int:
+    """Send an endpoint every event it subscribes to that happened since `since` (at
+    most REPLAY_LIMIT, oldest first): after an outage on the receiver's side."""
+    events = [
+        event
+        for event in Event.objects.filter(
+            organization_id=endpoint.organization_id,
+            livemode=endpoint.livemode,
+            created_at__gte=since,
+        ).order_by("id")[:REPLAY_LIMIT]
+        if endpoint.subscribes_to(event.type)
+    ]
+    now = timezone.now()
+    owed = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now) for event in events]
+    )
+    if owed:
+        transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
+    return len(owed)

@@ -282,3 +282,31 @@ def test_five_days_of_failure_disable_the_endpoint_and_tell_its_owners(
     [disabled] = Event.objects.filter(type="webhook_endpoint.disabled")
     assert disabled.data["object"]["id"] == failing.id
     assert disabled.data["object"]["status"] == "disabled"
+
+
+def test_an_endpoint_can_be_sent_everything_since_a_time_again(
+    client: Any, receiver: Receiver, organization: Organization
+) -> None:
+    from django.utils import timezone
+
+    from oauth import services as identity
+
+    endpoint = subscribe(organization, receiver.url)
+    make_transfer(organization)
+    make_transfer(organization)
+    deliveries_run(concurrency=1)
+    assert len(receiver.received) == 2
+    secret = identity.api_key_create(organization=organization, livemode=False).secret
+    since = (timezone.now() - dt.timedelta(hours=1)).isoformat()
+    answer = client.post(
+        f"/v1/webhook_endpoints/{endpoint.id}/replay",
+        json.dumps({"since": since}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert answer.status_code == 202
+    assert answer.json()["deliveries"] == 2
+    deliveries_run(concurrency=1)
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.received]
+    assert len(ids) == 4
+    assert sorted(ids[2:]) == sorted(ids[:2]), "the same events, with the same ids"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -215,3 +215,43 @@ class WebhookDeliveryListApi(ApiView):
             .prefetch_related("attempts")
         )
         return Response(pagination.newest_first(request, query, render=delivery_json))
+
+
+class ReplayIn(StrictSerializer):
+    since = serializers.DateTimeField()
+
+
+class WebhookEndpointReplayApi(ApiView):
+    required_scopes = {"POST": "webhooks:manage"}
+
+    @extend_schema(
+        operation_id="webhook_endpoints_replay",
+        summary="Send an endpoint every event since a time again",
+        description="Each subscribed event since `since` (at most 10,000, oldest first) gets "
+        "a new delivery to this endpoint.",
+        request=ReplayIn,
+        responses={
+            202: inline_serializer(
+                name="Replay",
+                fields={
+                    "object": serializers.CharField(),
+                    "deliveries": serializers.IntegerField(),
+                },
+            ),
+            **ERRORS,
+        },
+        examples=[
+            OpenApiExample(
+                "Since an outage began", value={"since": "2026-12-04T08:00:00Z"}, request_only=True
+            )
+        ],
+    )
+    @idempotent
+    def post(self, request: Request, endpoint_id: str) -> Response:
+        data = ReplayIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        endpoint = owned_endpoint(self, endpoint_id)
+        count = webhooks.webhook_endpoint_replay(
+            endpoint=endpoint, since=data.validated_data["since"]
+        )
+        return Response({"object": "replay", "deliveries": count}, status=202)

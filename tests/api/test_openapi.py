@@ -36,6 +36,7 @@ OPERATIONS = {
     ("delete", "/v1/webhook_endpoints/{endpoint_id}"),
     ("post", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"),
     ("get", "/v1/webhook_endpoints/{endpoint_id}/deliveries"),
+    ("post", "/v1/webhook_endpoints/{endpoint_id}/replay"),
 }
 
 
