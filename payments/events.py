@@ -147,3 +147,14 @@ def api_failures_report(*, minute: dt.datetime) -> list[Event]:
             for group in groups
         ]
     )
+
+
+EVENTS_KEPT_FOR = dt.timedelta(days=90)
+
+
+def events_purge(*, now: dt.datetime | None = None) -> int:
+    """Forget events (and their delivery logs) after 90 days; the contract keeps them
+    at least 30."""
+    cutoff = (now or timezone.now()) - EVENTS_KEPT_FOR
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -39,11 +39,17 @@ def flush_request_log() -> int:
 
 @shared_task(ignore_result=True)
 def purge_old_records() -> None:
-    """Request logs after 30 days, idempotency keys after 24 hours."""
+    """Request logs after 30 days, idempotency keys after 24 hours, events after 90."""
     logs = requestlog.request_log_purge()
     keys = idempotency.idempotency_records_purge()
-    if logs or keys:
-        log.info("purged %d request log rows and %d idempotency keys", logs, keys)
+    old_events = events.events_purge()
+    if logs or keys or old_events:
+        log.info(
+            "purged %d request log rows, %d idempotency keys, %d events",
+            logs,
+            keys,
+            old_events,
+        )
 
 
 @shared_task(ignore_result=True)

@@ -279,3 +279,15 @@ def test_failed_api_requests_are_reported_once_a_minute_with_their_count(
     assert reported == {"insufficient_funds": 3, "not_found": 1}
     assert {e.type for e in events} == {"api_request.failed"}
     assert api_failures_report(minute=minute) == [], "each minute is reported once"
+
+
+def test_events_are_kept_90_days(alice: Caller, accounts: tuple[str, str]) -> None:
+    from payments.events import events_purge
+
+    pay(alice, accounts)
+    old = pay(alice, accounts)
+    Event.objects.filter(data__object__id=old["id"]).update(
+        created_at=timezone.now() - dt.timedelta(days=91)
+    )
+    assert events_purge() == 1
+    assert Event.objects.count() == 1
