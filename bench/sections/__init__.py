@@ -7,6 +7,9 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.report import SectionResult
-from bench.sections import ledger
+from bench.sections import api, ledger
 
-SECTIONS: dict[str, Callable[[Context], SectionResult]] = {"ledger": ledger.run}
+SECTIONS: dict[str, Callable[[Context], SectionResult]] = {
+    "ledger": ledger.run,
+    "api": api.run,
+}
