@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 from bench.context import Context
 from bench.report import SectionResult
-from bench.sections import api, ledger
+from bench.sections import api, ledger, webhooks
 
 SECTIONS: dict[str, Callable[[Context], SectionResult]] = {
     "ledger": ledger.run,
     "api": api.run,
+    "webhooks": webhooks.run,
 }
