@@ -38,6 +38,7 @@ SCHEDULE = [
 GIVE_UP_AFTER = dt.timedelta(days=5)
 MAX_RETRY_AFTER = dt.timedelta(hours=10)
 LEASE = dt.timedelta(seconds=60)
+PER_ENDPOINT = 4
 MAX_RESPONSE_LOGGED = 4096
 
 
@@ -75,15 +76,24 @@ def signed_headers(endpoint: WebhookEndpoint, message_id: str, body: bytes) -> d
 
 
 def deliveries_claim(*, limit: int) -> list[WebhookDelivery]:
-    """Take up to `limit` due deliveries for this worker, for one lease."""
+    """Take up to `limit` due deliveries for this worker, for one lease, and at most
+    PER_ENDPOINT of them for any one endpoint: a slow or dead receiver can hold only
+    that many senders while it times out, never the whole batch."""
     now = timezone.now()
     with transaction.atomic():
-        due = list(
+        candidates = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("event", "endpoint")
             .filter(status="pending", next_attempt_at__lte=now)
-            .order_by("next_attempt_at")[:limit]
+            .order_by("next_attempt_at")[: limit * 4]
         )
+        per_endpoint: dict[str, int] = {}
+        due: list[WebhookDelivery] = []
+        for delivery in candidates:
+            taken = per_endpoint.get(delivery.endpoint_id, 0)
+            if taken < PER_ENDPOINT and len(due) < limit:
+                per_endpoint[delivery.endpoint_id] = taken + 1
+                due.append(delivery)
         WebhookDelivery.objects.filter(id__in=[d.id for d in due]).update(
             next_attempt_at=now + LEASE
         )

@@ -310,3 +310,26 @@ def test_an_endpoint_can_be_sent_everything_since_a_time_again(
     ids = [headers["webhook-id"] for _, headers, _ in receiver.received]
     assert len(ids) == 4
     assert sorted(ids[2:]) == sorted(ids[:2]), "the same events, with the same ids"
+
+
+def test_a_dead_endpoint_cannot_take_every_sender(organization: Organization) -> None:
+    from payments.delivery import PER_ENDPOINT, deliveries_claim
+
+    dead = subscribe(organization, "https://dead.example/hooks")
+    for _ in range(3):
+        make_transfer(organization)  # 3 events each owed to the dead endpoint
+    WebhookDelivery.objects.filter(endpoint=dead).delete()
+    live = subscribe(organization, "https://live.example/hooks")
+    dead_backlog = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(event=event, endpoint=dead, next_attempt_at=event.created_at)
+            for event in Event.objects.all()
+            for _ in range(4)
+        ]
+    )
+    make_transfer(organization)  # due after the dead endpoint's whole backlog
+    claimed = deliveries_claim(limit=8)
+    by_endpoint = [d.endpoint_id for d in claimed]
+    assert by_endpoint.count(dead.id) == PER_ENDPOINT
+    assert live.id in by_endpoint, "the live endpoint is not stuck behind the dead one"
+    assert len(dead_backlog) > PER_ENDPOINT
