@@ -23,6 +23,7 @@ class Command(BaseCommand):
         base = world["base_url"]
         self.stdout.write(
             f"\nOpenPay is running at {base}\n"
+            f"  Portal:    {base}/  (log in as a demo user; guides at {base}/docs/)\n"
             f"  Admin:     {base}/admin/\n"
             f"  API docs:  {base}/api/docs/  (Redoc: {base}/api/redoc/)\n"
             f"  Health:    {base}/healthz  {base}/readyz\n\nDemo users:\n"
