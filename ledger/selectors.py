@@ -9,7 +9,7 @@ from functools import cache
 from django.db.models import QuerySet
 
 from ledger import errors
-from ledger.models import Account, Currency, Entry, Transfer
+from ledger.models import Account, Currency, Entry
 
 
 @cache
@@ -75,13 +75,3 @@ def balance_as_of(*, account_id: str, at: dt.datetime) -> int:
         .first()
     )
     return entry.balance_after if entry else 0
-
-
-def transfer_get(*, transfer_id: str, holder: str | None = None) -> Transfer:
-    query = Transfer.objects.filter(id=transfer_id)
-    if holder is not None:
-        query = query.filter(holder=holder)
-    transfer = query.first()
-    if transfer is None:
-        raise errors.TransferNotFound("no such transfer", param="id")
-    return transfer

@@ -581,16 +581,6 @@ def transfer_void(*, transfer_id: str, holder: str | None = None) -> Transfer:
         return transfer
 
 
-def transfer_fail(*, transfer_id: str, reason: str) -> Transfer:
-    with transaction.atomic():
-        transfer = _lock_transfers([transfer_id], None)[transfer_id]
-        if transfer.status != TransferStatus.PENDING:
-            raise errors.TransferNotPending(f"the transfer is {transfer.status}")
-        accounts = _lock_accounts([transfer.source_id])
-        _apply(accounts, releases=[transfer], failures=[(transfer, reason)])
-        return transfer
-
-
 def transfer_mark_to_fail(*, transfer_id: str, reason: str, holder: str | None = None) -> Transfer:
     """Make a pending transfer fail when it comes to settle (test mode's helper)."""
     with transaction.atomic():
