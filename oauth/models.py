@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
 from common.ids import PrefixedIdField
@@ -178,3 +179,27 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} → {self.application}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to whose books or credentials, when, and from where. Written by the
+    portal and the admin in the same transaction as the change; never edited (the
+    database refuses UPDATE and DELETE on PostgreSQL)."""
+
+    id = PrefixedIdField(prefix="aud")
+    # Plain ids, not foreign keys: the record must outlive whatever it names.
+    organization_id = models.CharField(max_length=40, blank=True, db_index=True)
+    actor_id = models.CharField(max_length=40, blank=True)
+    actor = models.CharField(max_length=150, help_text="The username at the time, or 'system'.")
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=64, blank=True, help_text="The id acted on.")
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target}".strip()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from oauth.models import Application, Consent, User
+from oauth.models import Application, Consent, Membership, User
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,9 @@ def user_consents(*, user: User) -> QuerySet[Consent]:
         .select_related("application", "application__organization", "organization")
         .order_by("-created_at")
     )
+
+
+def user_memberships(*, user: User) -> QuerySet[Membership]:
+    """The organizations a person belongs to, oldest first: the first is where the portal
+    opens."""
+    return Membership.objects.filter(user=user).select_related("organization").order_by("id")

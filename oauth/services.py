@@ -21,6 +21,7 @@ from oauth2_provider.generators import generate_client_secret
 from oauth.models import (
     APIKey,
     Application,
+    AuditEntry,
     Consent,
     Membership,
     Organization,
@@ -305,3 +306,25 @@ def consent_revoke(*, consent: Consent) -> Consent:
     get_refresh_token_model().objects.filter(**tokens).delete()
     get_access_token_model().objects.filter(**tokens).delete()
     return consent
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: User | None,
+    organization_id: str = "",
+    target: str = "",
+    detail: dict[str, object] | None = None,
+    ip_address: str | None = None,
+) -> AuditEntry:
+    """One line of the audit log. Call it inside the transaction of the change it
+    records, so that the change and its record commit or vanish together."""
+    return AuditEntry.objects.create(
+        action=action,
+        actor=actor.get_username() if actor is not None else "system",
+        actor_id=str(actor.pk) if actor is not None else "",
+        organization_id=organization_id,
+        target=target,
+        detail=detail or {},
+        ip_address=ip_address or None,
+    )

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import check_password
 from django.core.management import CommandError, call_command
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from ledger.models import Account
 from ledger.selectors import account_balance
@@ -66,7 +66,10 @@ def test_each_organization_has_funded_test_accounts_one_in_usd() -> None:
 def test_the_printed_credentials_work() -> None:
     world = seed()
     for user in world["users"]:
-        assert authenticate(username=user["username"], password=user["password"]) is not None
+        request = RequestFactory().post("/login/")
+        assert (
+            authenticate(request, username=user["username"], password=user["password"]) is not None
+        )
     client = world["oauth_client"]
     application = Application.objects.get(client_id=client["client_id"])
     assert application.client_secret != client["client_secret"], "stored hashed"

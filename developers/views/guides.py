@@ -1,20 +1,19 @@
+"""The guides in docs/, rendered as public pages, and the applications a user has let in."""
+
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import path
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from developers import docs
 from oauth import selectors as access
 from oauth import services as identity
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "developers/home.html")
 
 
 def docs_index(request: HttpRequest) -> HttpResponse:
@@ -51,5 +50,20 @@ def authorized_app_revoke(request: HttpRequest, consent_id: str) -> HttpResponse
     if consent is None:
         raise Http404
     identity.consent_revoke(consent=consent)
-    messages.success(request, f"{consent.application.name} can no longer use your account.")
+    messages.success(
+        request,
+        _("%(app)s can no longer use your account.") % {"app": consent.application.name},
+    )
     return redirect("authorized-apps")
+
+
+urlpatterns = [
+    path("docs/", docs_index, name="docs"),
+    path("docs/<slug:slug>", docs_page, name="docs-page"),
+    path("authorized-apps/", authorized_apps, name="authorized-apps"),
+    path(
+        "authorized-apps/<str:consent_id>/revoke",
+        authorized_app_revoke,
+        name="authorized-app-revoke",
+    ),
+]
