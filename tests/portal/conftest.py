@@ -4,6 +4,7 @@ organization and must see 404 for every one of Alice Ltd's things."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -46,7 +47,9 @@ def csrf_token(client: Client, page: str = "/") -> str:
     return client.cookies["csrftoken"].value
 
 
-def post(client: Client, url: str, data: dict[str, object] | None = None, **extra: object):  # type: ignore[no-untyped-def]
+def post(
+    client: Client, url: str, data: dict[str, Any] | None = None, *, follow: bool = False
+) -> Any:
     """POST like a browser submitting a form: with the CSRF token."""
     payload = {"csrfmiddlewaretoken": csrf_token(client), **(data or {})}
-    return client.post(url, payload, **extra)
+    return client.post(url, payload, follow=follow)
