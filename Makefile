@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint typecheck contracts check-migrations check-deploy ci clean
+.PHONY: venv run test lint typecheck contracts check-migrations check-deploy ci clean screenshots
 
 venv: $(STAMP)
 
@@ -26,6 +26,10 @@ run: $(STAMP)
 ## DATABASE_URL and REDIS_URL point at them).
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The portal's end-to-end test, saving its screenshots where docs/portal.md shows them.
+screenshots: $(STAMP)
+	E2E_ARTIFACTS=docs/img/portal $(PY) -m pytest -q tests/portal/test_end_to_end.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

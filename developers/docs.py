@@ -14,6 +14,9 @@ from mdit_py_plugins.anchors import anchors_plugin
 DOCS = Path(settings.BASE_DIR) / "docs"
 # Relative links between guides (`errors.md#code`) become portal links (`/docs/errors#code`).
 _LINK = re.compile(r'href="(?!https?:|/|#)([\w-]+)\.md(#[^"]*)?"')
+# Pictures beside the guides (`img/portal/dashboard.png`) are served from /docs/img/.
+_IMAGE = re.compile(r'src="img/([\w/-]+\.png)"')
+IMAGES = DOCS / "img"
 
 
 @cache
@@ -48,4 +51,15 @@ def guide_html(slug: str) -> tuple[str, str] | None:
     text = path.read_text()
     html = _renderer().render(text)
     html = _LINK.sub(lambda m: f'href="/docs/{m.group(1)}{m.group(2) or ""}"', html)
+    html = _IMAGE.sub(lambda m: f'src="/docs/img/{m.group(1)}" loading="lazy"', html)
     return text.splitlines()[0].lstrip("# ").strip(), html
+
+
+def guide_image(name: str) -> Path | None:
+    """A picture from docs/img/, or None: only PNGs, and never outside that folder."""
+    if not re.fullmatch(r"[\w-]+(/[\w-]+)*\.png", name):
+        return None
+    path = (IMAGES / name).resolve()
+    if not path.is_file() or IMAGES.resolve() not in path.parents:
+        return None
+    return path

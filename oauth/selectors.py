@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from oauth.models import Application, Consent, Membership, User
+from oauth.models import APIKey, Application, Consent, Membership, Organization, User
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,34 @@ def user_memberships(*, user: User) -> QuerySet[Membership]:
     """The organizations a person belongs to, oldest first: the first is where the portal
     opens."""
     return Membership.objects.filter(user=user).select_related("organization").order_by("id")
+
+
+def organization_api_keys(*, organization: Organization) -> QuerySet[APIKey]:
+    """The organization's keys, newest first, with who made them and what replaced them."""
+    return (
+        APIKey.objects.filter(organization=organization)
+        .select_related("created_by", "replaced_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def organization_applications(*, organization: Organization) -> QuerySet[Application]:
+    """The organization's OAuth applications, oldest first."""
+    applications: QuerySet[Application] = Application.objects.filter(
+        organization=organization
+    ).order_by("created", "id")
+    return applications
+
+
+def organization_memberships(*, organization: Organization) -> QuerySet[Membership]:
+    """The organization's members with their users, in the order they joined."""
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
+
+
+def user_by_email(*, email: str) -> User | None:
+    """The account registered under `email`, whatever its case (e-mails are unique)."""
+    return User.objects.filter(email__iexact=email.strip()).first()

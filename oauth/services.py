@@ -123,6 +123,20 @@ def application_rotate_secret(*, application: Application) -> str:
     return client_secret
 
 
+def application_update(
+    *, application: Application, name: str, description: str, redirect_uris: list[str]
+) -> Application:
+    """Rename, redescribe or re-register redirect URIs. The client type and secret stay:
+    changing either is a new credential, not an edit."""
+    redirect_uris_check(redirect_uris)
+    application.name = name
+    application.description = description
+    application.redirect_uris = " ".join(redirect_uris)
+    application.full_clean()
+    application.save(update_fields=["name", "description", "redirect_uris", "updated"])
+    return application
+
+
 # API keys ---------------------------------------------------------------------------
 
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -328,3 +342,44 @@ def audit_record(
         detail=detail or {},
         ip_address=ip_address or None,
     )
+
+
+# Memberships beyond the first --------------------------------------------------------
+
+
+class LastOwnerError(ValueError):
+    """An organization always keeps at least one owner."""
+
+
+def _owners_locked(organization: Organization) -> set[int]:
+    # Two owners demoting (or removing) each other at the same moment would each still
+    # see the other as an owner and leave the organization with none. Locking every
+    # owner row, in id order so that two such changes cannot deadlock, makes the second
+    # wait and then see the first one's result.
+    return set(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.OWNER)
+        .order_by("id")
+        .values_list("user_id", flat=True)
+    )
+
+
+@transaction.atomic
+def membership_role_change(*, organization: Organization, user: User, role: Role) -> Membership:
+    """Gives an existing member another role; never takes it from the last owner."""
+    owners = _owners_locked(organization)
+    membership = Membership.objects.select_for_update().get(organization=organization, user=user)
+    if role != Role.OWNER and owners == {user.pk}:
+        raise LastOwnerError("the last owner cannot give up the owner role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, user: User) -> None:
+    """Takes `user` out of `organization`; never its last owner."""
+    owners = _owners_locked(organization)
+    if owners == {user.pk}:
+        raise LastOwnerError("the last owner cannot leave the organization")
+    Membership.objects.filter(organization=organization, user=user).delete()

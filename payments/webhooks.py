@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Substr
 from django.utils import timezone
 
 from oauth.models import Membership, Role
@@ -119,7 +124,7 @@ def event_redeliver(
             for e in WebhookEndpoint.objects.filter(
                 organization_id=event.organization_id, livemode=event.livemode, status="enabled"
             )
-            if e.subscribes_to(event.type)
+            if owed_to(e, event)
         ]
     )
     now = timezone.now()
@@ -196,7 +201,7 @@ def webhook_endpoint_replay(*, endpoint: WebhookEndpoint, since: dt.datetime) ->
             livemode=endpoint.livemode,
             created_at__gte=since,
         ).order_by("id")[:REPLAY_LIMIT]
-        if endpoint.subscribes_to(event.type)
+        if owed_to(endpoint, event)
     ]
     now = timezone.now()
     owed = WebhookDelivery.objects.bulk_create(
@@ -205,3 +210,165 @@ def webhook_endpoint_replay(*, endpoint: WebhookEndpoint, since: dt.datetime) ->
     if owed:
         transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
     return len(owed)
+
+
+# --- Test events, and the reads behind the portal's webhook pages ----------------------
+
+TEST_EVENT_TYPE = "webhook_endpoint.test"
+
+
+def owed_to(endpoint: WebhookEndpoint, event: Event) -> bool:
+    """Whether `endpoint` is sent `event` on a replay. A test event belongs to the one
+    endpoint it was sent to, even when another one takes every type ("*")."""
+    if event.type == TEST_EVENT_TYPE:
+        return bool(event.data.get("webhook_endpoint") == endpoint.id)
+    return endpoint.subscribes_to(event.type)
+
+
+def webhook_endpoint_test(*, endpoint: WebhookEndpoint) -> Event:
+    """A `webhook_endpoint.test` event owed to this endpoint alone, whatever event types
+    it chose. It goes through the outbox like any event (signed, retried, logged), so a
+    success proves the whole path a real event takes."""
+    if endpoint.status != "enabled":
+        raise EndpointError("status", "enable the endpoint before sending it a test event")
+    with transaction.atomic():
+        event = Event.objects.create(
+            organization_id=endpoint.organization_id,
+            livemode=endpoint.livemode,
+            type=TEST_EVENT_TYPE,
+            data={
+                "webhook_endpoint": endpoint.id,
+                "message": "A test event from OpenPay: your endpoint is receiving webhooks.",
+            },
+        )
+        WebhookDelivery.objects.create(
+            event=event, endpoint=endpoint, next_attempt_at=event.created_at
+        )
+        transaction.on_commit(lambda: nudge("payments.tasks.deliver_webhooks"))
+    return event
+
+
+@dataclass(frozen=True)
+class EndpointOverview:
+    """An endpoint with how its deliveries are going."""
+
+    endpoint: WebhookEndpoint
+    last_delivery: WebhookDelivery | None
+    attempts_last_day: int
+    successes_last_day: int
+
+    @property
+    def success_rate(self) -> float | None:
+        """Percent of the last 24 hours' attempts that got a 2xx; None with no attempts."""
+        if not self.attempts_last_day:
+            return None
+        return 100 * self.successes_last_day / self.attempts_last_day
+
+    @property
+    def disabled_by_failures(self) -> bool:
+        return endpoint_disabled_by_failures(self.endpoint)
+
+
+def endpoint_disabled_by_failures(endpoint: WebhookEndpoint) -> bool:
+    """Disabled by the sender (five days of failures, a 410 Gone), not by its owner."""
+    return endpoint.status == "disabled" and endpoint.disabled_reason not in (
+        "",
+        "disabled by its owner",
+    )
+
+
+def webhook_endpoints_overview(*, organization_id: str) -> list[EndpointOverview]:
+    """Every endpoint of the organization, in both modes, newest first: three queries
+    whatever their number."""
+    newest_delivery = WebhookDelivery.objects.filter(endpoint=OuterRef("pk")).order_by("-id")
+    endpoints = list(
+        WebhookEndpoint.objects.filter(organization_id=organization_id)
+        .annotate(last_delivery_id=Subquery(newest_delivery.values("id")[:1]))
+        .order_by("-id")
+    )
+    last_ids = [getattr(endpoint, "last_delivery_id", None) for endpoint in endpoints]
+    deliveries = WebhookDelivery.objects.select_related("event").in_bulk(
+        [delivery_id for delivery_id in last_ids if delivery_id]
+    )
+    since = timezone.now() - dt.timedelta(hours=24)
+    counts = {
+        row["delivery__endpoint_id"]: row
+        for row in WebhookAttempt.objects.filter(
+            delivery__endpoint__organization_id=organization_id, attempted_at__gte=since
+        )
+        .values("delivery__endpoint_id")
+        .annotate(
+            attempts=Count("id"),
+            successes=Count("id", filter=Q(status_code__gte=200, status_code__lt=300)),
+        )
+        .order_by()
+    }
+    return [
+        EndpointOverview(
+            endpoint=endpoint,
+            last_delivery=deliveries.get(last_id) if last_id else None,
+            attempts_last_day=counts.get(endpoint.id, {}).get("attempts", 0),
+            successes_last_day=counts.get(endpoint.id, {}).get("successes", 0),
+        )
+        for endpoint, last_id in zip(endpoints, last_ids, strict=True)
+    ]
+
+
+def webhook_endpoint_get(*, organization_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+    """One of the organization's endpoints, in either mode; None for anyone else's."""
+    return WebhookEndpoint.objects.filter(id=endpoint_id, organization_id=organization_id).first()
+
+
+DELIVERY_ID = re.compile(r"whd_[0-9a-z]{26}")
+RESPONSE_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    deliveries: Sequence[WebhookDelivery]
+    # The id to ask for the next, older page with (`before`), or None on the last page.
+    older: str | None
+
+
+def webhook_deliveries_page(
+    *, endpoint: WebhookEndpoint, before: str | None = None, limit: int = 50
+) -> DeliveryPage:
+    """The endpoint's deliveries, newest first, cut by id (ids are time-ordered, so a
+    page stays put while new deliveries arrive). Each carries its last attempt's
+    `last_status_code`, `last_latency_ms`, `last_error`, `last_attempted_at` and the
+    start of its response, `last_response`."""
+    last = WebhookAttempt.objects.filter(delivery=OuterRef("pk")).order_by("-attempted_at", "-id")
+    query = (
+        WebhookDelivery.objects.filter(endpoint=endpoint)
+        .select_related("event")
+        .defer("event__data")
+        .annotate(
+            last_status_code=Subquery(last.values("status_code")[:1]),
+            last_latency_ms=Subquery(last.values("latency_ms")[:1]),
+            last_error=Subquery(last.values("error")[:1]),
+            last_attempted_at=Subquery(last.values("attempted_at")[:1]),
+            last_response=Subquery(
+                last.annotate(excerpt=Substr("response_body", 1, RESPONSE_EXCERPT)).values(
+                    "excerpt"
+                )[:1]
+            ),
+        )
+        .order_by("-id")
+    )
+    if before and DELIVERY_ID.fullmatch(before):
+        query = query.filter(id__lt=before)
+    rows = list(query[: limit + 1])
+    shown = rows[:limit]
+    return DeliveryPage(deliveries=shown, older=shown[-1].id if len(rows) > limit else None)
+
+
+def webhook_delivery_get(*, endpoint: WebhookEndpoint, delivery_id: str) -> WebhookDelivery | None:
+    """One of the endpoint's deliveries with its event and every attempt, oldest first."""
+    return (
+        WebhookDelivery.objects.filter(endpoint=endpoint, id=delivery_id)
+        .select_related("event")
+        .prefetch_related(
+            Prefetch("attempts", queryset=WebhookAttempt.objects.order_by("attempted_at", "id"))
+        )
+        .first()
+    )

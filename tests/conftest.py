@@ -1,6 +1,7 @@
 """Shared fixtures, and the rules for tests that need real services.
 
-Tests marked `postgres` run only on PostgreSQL and `redis` only with REDIS_URL; on a
+Tests marked `postgres` run only on PostgreSQL, `redis` only with REDIS_URL and
+`browser` only where Chromium is installed; on a
 laptop without them they are skipped with the reason. CI sets REQUIRE_ALL_TESTS=1 so
 that, there, a single skipped test fails the run: nothing is quietly left out.
 """
@@ -8,9 +9,12 @@ that, there, a single skipped test fails the run: nothing is quietly left out.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 def on_postgres() -> bool:
@@ -22,11 +26,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason="needs PostgreSQL: set DATABASE_URL=postgres://... (row locks, triggers)"
     )
     skip_redis = pytest.mark.skip(reason="needs Redis: set REDIS_URL=redis://...")
+    skip_browser = pytest.mark.skip(reason=f"needs Chromium at {CHROMIUM} (apt install chromium)")
     for item in items:
         if "postgres" in item.keywords and not on_postgres():
             item.add_marker(skip_pg)
         if "redis" in item.keywords and not settings.REDIS_URL:
             item.add_marker(skip_redis)
+        if "browser" in item.keywords and not Path(CHROMIUM).exists():
+            item.add_marker(skip_browser)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

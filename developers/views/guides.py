@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.safestring import mark_safe
@@ -31,6 +31,15 @@ def docs_page(request: HttpRequest, slug: str) -> HttpResponse:
         "developers/docs_page.html",
         {"title": title, "html": mark_safe(html), "guides": docs.guides()},  # noqa: S308 -- rendered from our own files with raw HTML off
     )
+
+
+def docs_image(request: HttpRequest, name: str) -> FileResponse:
+    path = docs.guide_image(name)
+    if path is None:
+        raise Http404
+    response = FileResponse(path.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
 
 
 @login_required
@@ -60,6 +69,7 @@ def authorized_app_revoke(request: HttpRequest, consent_id: str) -> HttpResponse
 urlpatterns = [
     path("docs/", docs_index, name="docs"),
     path("docs/<slug:slug>", docs_page, name="docs-page"),
+    path("docs/img/<path:name>", docs_image, name="docs-image"),
     path("authorized-apps/", authorized_apps, name="authorized-apps"),
     path(
         "authorized-apps/<str:consent_id>/revoke",

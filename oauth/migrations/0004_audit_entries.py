@@ -23,12 +23,12 @@ DROP FUNCTION IF EXISTS oauth_auditentry_immutable();
 
 def immutable(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(IMMUTABLE)
+        schema_editor.execute(IMMUTABLE, params=None)
 
 
 def mutable(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP)
+        schema_editor.execute(DROP, params=None)
 
 
 

@@ -23,6 +23,13 @@ class Cast:
     charlie_org: Organization
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # Argon2 is the product's hasher (tests/test_identity_models.py proves it); here it
+    # would only make every sign-up and password check slow.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def cast(db: None) -> Cast:
     alice, bob, charlie = make_user("alice"), make_user("bob"), make_user("charlie")

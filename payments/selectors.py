@@ -1,0 +1,176 @@
+"""Reads of the payments layer for the portal: the request log, webhook deliveries, an
+organization's accounts and test transfers, and the labels of the credentials that
+made each request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from ledger import selectors as books
+from ledger.models import Account, Transfer
+from oauth.models import APIKey, Application
+from payments.models import RequestLog, WebhookDelivery
+
+# Requests and deliveries ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HourlyCount:
+    hour: dt.datetime  # the start of the hour, UTC
+    requests: int
+    errors: int  # status ≥ 400
+
+
+def request_counts_by_hour(*, organization_id: str, since: dt.datetime) -> list[HourlyCount]:
+    """Requests and errors per hour from `since` on, oldest first, in one GROUP BY.
+    Hours without a request are left out."""
+    rows = (
+        RequestLog.objects.filter(organization_id=organization_id, created_at__gte=since)
+        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC))
+        .values("hour")
+        .annotate(requests=Count("pk"), errors=Count("pk", filter=Q(status__gte=400)))
+        .order_by("hour")
+    )
+    return [HourlyCount(row["hour"], row["requests"], row["errors"]) for row in rows]
+
+
+def requests_recent(*, organization_id: str, limit: int = 10) -> list[RequestLog]:
+    return list(
+        RequestLog.objects.filter(organization_id=organization_id).order_by("-created_at", "-id")[
+            :limit
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """What the request log is narrowed to; None (or "") leaves a criterion out."""
+
+    status: int | None = None  # an exact code, e.g. 404
+    status_class: int | None = None  # 2, 4 or 5: 2xx, 4xx, 5xx
+    path_contains: str = ""
+    method: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    livemode: bool | None = None
+
+
+# The position after which a page starts: (created_at, id) of the previous page's last row.
+RequestCursor = tuple[dt.datetime, str]
+
+
+def requests_page(
+    *,
+    organization_id: str,
+    filters: RequestFilter,
+    after: RequestCursor | None = None,
+    limit: int = 50,
+) -> list[RequestLog]:
+    """Up to `limit` + 1 requests, newest first: the extra one says there is another page.
+    Cut by key, not OFFSET, so a page costs the same at any depth and rows logged
+    meanwhile do not shift the pages after the first."""
+    query = RequestLog.objects.filter(organization_id=organization_id)
+    if filters.status is not None:
+        query = query.filter(status=filters.status)
+    if filters.status_class is not None:
+        query = query.filter(
+            status__gte=filters.status_class * 100, status__lt=(filters.status_class + 1) * 100
+        )
+    if filters.path_contains:
+        query = query.filter(path__contains=filters.path_contains)
+    if filters.method:
+        query = query.filter(method=filters.method)
+    if filters.since is not None:
+        query = query.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        query = query.filter(created_at__lte=filters.until)
+    if filters.livemode is not None:
+        query = query.filter(livemode=filters.livemode)
+    if after is not None:
+        created_at, request_id = after
+        query = query.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=request_id)
+        )
+    return list(query.order_by("-created_at", "-id")[: limit + 1])
+
+
+@dataclass(frozen=True)
+class Credential:
+    kind: str  # "api_key" or "oauth_app"
+    label: str  # the key's prefix…last4, or the application's name
+
+
+def credential_labels(
+    *, organization_id: str, requests: Iterable[RequestLog]
+) -> dict[str, Credential]:
+    """How people recognise the credential behind each request: an API key by its prefix
+    and last four characters, an OAuth token by its application. Keyed by credential
+    id; two queries whatever the number of requests."""
+    requests = list(requests)
+    key_ids = {r.credential_id for r in requests if r.credential_id.startswith("key_")}
+    keys = {
+        key.id: key.redacted
+        for key in APIKey.objects.filter(organization_id=organization_id, id__in=key_ids).only(
+            "id", "prefix", "last4"
+        )
+    }
+    app_ids = {r.application_id for r in requests if r.application_id}
+    apps = dict(Application.objects.filter(id__in=app_ids).values_list("id", "name"))
+    labels = {}
+    for request in requests:
+        if request.credential_id in keys:
+            labels[request.credential_id] = Credential("api_key", keys[request.credential_id])
+        elif request.application_id in apps:
+            labels[request.credential_id] = Credential("oauth_app", apps[request.application_id])
+    return labels
+
+
+def deliveries_recent(*, organization_id: str, limit: int = 10) -> list[WebhookDelivery]:
+    return list(
+        WebhookDelivery.objects.filter(endpoint__organization_id=organization_id)
+        .select_related("event", "endpoint")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+# Accounts, keys and test transfers --------------------------------------------------------
+
+
+def organization_accounts(*, organization_id: str, livemode: bool | None = None) -> list[Account]:
+    """The organization's accounts in one mode, or in both (test mode first)."""
+    modes = (False, True) if livemode is None else (livemode,)
+    return [
+        account
+        for mode in modes
+        for account in books.accounts_of(holder=organization_id, livemode=mode).order_by(
+            "currency_id", "id"
+        )
+    ]
+
+
+def api_keys_active(*, organization_id: str) -> list[APIKey]:
+    """Keys that still authenticate: neither revoked nor expired. Newest first."""
+    now = timezone.now()
+    return list(
+        APIKey.objects.filter(organization_id=organization_id, revoked_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .order_by("-created_at")
+    )
+
+
+def sandbox_transfers_recent(*, organization_id: str, limit: int = 20) -> list[Transfer]:
+    return list(
+        Transfer.objects.filter(holder=organization_id, livemode=False).order_by("-id")[:limit]
+    )
+
+
+def sandbox_transfer_get(*, organization_id: str, transfer_id: str) -> Transfer | None:
+    """One of the organization's test-mode transfers, or None: another organization's
+    transfer and a live one are simply not there."""
+    return Transfer.objects.filter(id=transfer_id, holder=organization_id, livemode=False).first()

@@ -1,0 +1,257 @@
+"""A developer who has never seen the platform, in a real Chromium against a real gunicorn
+and Celery worker: sign up, open the verification link, see the sandbox, create a key, call
+the API with it, add a webhook endpoint, send a test event and see it delivered, rotate
+the key (the old one still works during the grace), revoke it (refused at once).
+
+Screenshots of every step are saved under var/e2e/ (E2E_ARTIFACTS overrides), and
+`make screenshots` refreshes the ones in docs/img/portal/ from this run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from standardwebhooks import Webhook
+
+from tests.conftest import CHROMIUM
+from tests.live import ROOT, child_env, gunicorn
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+]
+
+ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "var" / "e2e"))
+PASSWORD = "correct-horse-battery-42"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1, as a developer would run on their laptop."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                state.received.append((dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture
+def mailbox(tmp_path: Path) -> Path:
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def stack(mailbox: Path) -> Iterator[str]:
+    """gunicorn and a Celery worker with its beat, sharing the test database and broker;
+    e-mail goes to files the test reads like an inbox."""
+    env = {
+        "WEBHOOKS_ALLOW_LOOPBACK": "true",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mailbox),
+    }
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--beat"),
+            *("--pool", "solo", "--loglevel", "WARNING"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
+            "--schedule",
+            str(mailbox.parent / "celerybeat-schedule"),
+        ],
+        cwd=ROOT,
+        env=child_env(**env),
+    )
+    try:
+        with gunicorn(**env) as base:
+            yield base
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread; the test itself never
+    # touches the ORM while it runs, the servers do.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def shooter(page: Page) -> Callable[[str], None]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+    return shot
+
+
+def eventually(check: Callable[[], bool], timeout: float = 45, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def verification_link(mailbox: Path) -> str:
+    eventually(lambda: mailbox.exists() and any(mailbox.iterdir()), what="the e-mail")
+    message = message_from_bytes(next(mailbox.iterdir()).read_bytes(), policy=policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    match = re.search(r"https?://\S+/verify/\S+", body.get_content())
+    assert match, "the e-mail carries the verification link"
+    return match.group(0)
+
+
+def api(base: str, key: str, path: str) -> requests.Response:
+    return requests.get(f"{base}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+
+
+def test_from_sign_up_to_a_verified_webhook(
+    stack: str, browser: Browser, mailbox: Path, receiver: Receiver
+) -> None:
+    started = time.monotonic()
+    context = browser.new_context(base_url=stack, viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    shot = shooter(page)
+
+    # Sign up.
+    page.goto("/signup/")
+    page.get_by_label("E-mail").fill("dana@example.test")
+    page.get_by_label("Organization").fill("Dana Labs")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("I accept the terms of service").check()
+    shot("01-sign-up")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Check your inbox")
+    shot("02-check-your-inbox")
+
+    # The link in the e-mail opens a funded sandbox and a first test key.
+    page.goto(verification_link(mailbox))
+    page.get_by_role("button", name="Confirm and open my sandbox").click()
+    expect(page.get_by_text("sk_test_").first).to_be_visible()
+    shot("03-welcome")
+    page.get_by_role("link", name="Dashboard").first.click()
+    expect(page.get_by_text("USD").first).to_be_visible()
+    expect(page.get_by_text("EUR").first).to_be_visible()
+    shot("04-dashboard")
+
+    # A new key, shown once, works against the API from outside the browser.
+    page.goto("/keys/")
+    page.get_by_role("link", name="Create key").click()
+    page.get_by_label("Name").fill("Laptop")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("[data-secret]").first.inner_text().strip()
+    assert key.startswith("sk_test_")
+    shot("05-key-created")
+    accounts = api(stack, key, "/v1/accounts")
+    assert accounts.status_code == 200, accounts.text
+    assert {a["currency"] for a in accounts.json()["data"]} == {"USD", "EUR"}
+    first_call = time.monotonic() - started
+
+    # A webhook endpoint on the developer's own machine gets a signed test event.
+    page.goto("/webhooks/")
+    page.get_by_role("link", name="Add an endpoint").click()
+    page.get_by_label("Endpoint URL").fill(receiver.url)
+    page.get_by_role("button", name="Add endpoint").click()
+    shot("06-endpoint-created")
+    secret = page.locator("#webhook-secret").inner_text().strip()
+    assert secret.startswith("whsec_")
+    shot("06-endpoint-created")
+    page.get_by_role("button", name="Send test event").click()
+    eventually(lambda: bool(receiver.received), what="the test event")
+    headers, body = receiver.received[0]
+    event = Webhook(secret).verify(body, headers)
+    assert event["type"] == "webhook_endpoint.test"
+    first_webhook = time.monotonic() - started
+
+    def delivered() -> bool:
+        page.reload()
+        return page.get_by_text("200").count() > 0
+
+    eventually(delivered, what="the delivery on the endpoint's page")
+    shot("07-delivery")
+
+    # Rotate: the old key keeps working during the grace period, then revoke it.
+    page.goto("/keys/")
+    row = page.get_by_role("row").filter(has_text="Laptop").first
+    row.get_by_role("link", name="Rotate").click()
+    page.get_by_label("Keep the old key working for").select_option(label="1 hour")
+    page.get_by_role("button", name="Rotate").click()
+    new_key = page.locator("[data-secret]").first.inner_text().strip()
+    assert new_key.startswith("sk_test_") and new_key != key
+    shot("08-key-rotated")
+    assert api(stack, key, "/v1/accounts").status_code == 200
+    assert api(stack, new_key, "/v1/accounts").status_code == 200
+
+    page.goto("/keys/")
+    row = page.get_by_role("row").filter(has_text=key[-4:]).first
+    row.get_by_role("link", name="Revoke").click()
+    page.get_by_role("button", name="Revoke").click()
+    shot("09-key-revoked")
+    refused = api(stack, key, "/v1/accounts")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "invalid_api_key"
+    assert api(stack, new_key, "/v1/accounts").status_code == 200
+
+    # The same pages at phone width.
+    phone = browser.new_context(
+        base_url=stack, viewport=PHONE, storage_state=context.storage_state()
+    )
+    small = phone.new_page()
+    small.goto("/")
+    small.screenshot(path=ARTIFACTS / "10-dashboard-phone.png", full_page=True)
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the dashboard scrolls sideways on a phone ({width}px)"
+    phone.close()
+    context.close()
+
+    (ARTIFACTS / "timings.json").write_text(
+        json.dumps(
+            {"first_api_call_s": round(first_call, 1), "first_webhook_s": round(first_webhook, 1)}
+        )
+    )
