@@ -30,6 +30,7 @@ test: $(STAMP)
 # The portal's end-to-end test, saving its screenshots where docs/portal.md shows them.
 screenshots: $(STAMP)
 	E2E_ARTIFACTS=docs/img/portal $(PY) -m pytest -q tests/portal/test_end_to_end.py
+	rm -f docs/img/portal/timings.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -394,5 +394,10 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # django-axes logs every login with its path, which for the e-mail verification
+        # and invitation pages carries a one-time token: keep only its warnings.
+        "axes": {"level": "WARNING"},
+    },
 }

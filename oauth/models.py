@@ -4,6 +4,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
 from common.ids import PrefixedIdField
@@ -41,10 +42,10 @@ class Organization(models.Model):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ADMIN = "admin", "Admin"
-    DEVELOPER = "developer", "Developer"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    DEVELOPER = "developer", _("Developer")
+    VIEWER = "viewer", _("Viewer")
 
 
 class Membership(models.Model):
@@ -98,13 +99,13 @@ class Application(AbstractApplication):
 
 class Scope(models.TextChoices):
     # The labels are what a user reads on the consent screen.
-    ACCOUNTS_READ = "accounts:read", "See your accounts and their balances"
-    ACCOUNTS_WRITE = "accounts:write", "Open new accounts"
-    TRANSACTIONS_READ = "transactions:read", "See the transactions on your accounts"
-    TRANSFERS_READ = "transfers:read", "See your transfers"
-    TRANSFERS_WRITE = "transfers:write", "Move money: make, settle, void and refund transfers"
-    WEBHOOKS_MANAGE = "webhooks:manage", "Manage webhook endpoints"
-    EVENTS_READ = "events:read", "See events"
+    ACCOUNTS_READ = "accounts:read", _("See your accounts and their balances")
+    ACCOUNTS_WRITE = "accounts:write", _("Open new accounts")
+    TRANSACTIONS_READ = "transactions:read", _("See the transactions on your accounts")
+    TRANSFERS_READ = "transfers:read", _("See your transfers")
+    TRANSFERS_WRITE = "transfers:write", _("Move money: make, settle, void and refund transfers")
+    WEBHOOKS_MANAGE = "webhooks:manage", _("Manage webhook endpoints")
+    EVENTS_READ = "events:read", _("See events")
 
 
 class APIKey(models.Model):

@@ -79,6 +79,19 @@ def test_account_fund(*, holder: str, account_id: str, amount: int) -> Transfer:
     )
 
 
+TEST_FAILURE_REASON = "test_helper"
+
+
+def test_transfer_fail(*, organization_id: str, transfer_id: str) -> Transfer:
+    """Make a pending test-mode transfer fail when it comes to settle: what the API's test
+    helper and the portal's sandbox offer, so a developer can watch `transfer.failed`."""
+    if not Transfer.objects.filter(id=transfer_id, holder=organization_id, livemode=False).exists():
+        raise errors.TransferNotFound("no such test-mode transfer", param="id")
+    return ledger.transfer_mark_to_fail(
+        transfer_id=transfer_id, reason=TEST_FAILURE_REASON, holder=organization_id
+    )
+
+
 def sandbox_open(*, holder: str, currencies: tuple[str, ...] = ("USD", "EUR")) -> list[Account]:
     """A new organization's test-mode accounts, one per currency, funded at once."""
     accounts = []

@@ -58,3 +58,22 @@ def test_an_unknown_guide_is_404(client: Client, slug: str) -> None:
 def test_a_problem_type_links_to_its_entry(client: Client) -> None:
     body = client.get("/v1/accounts").json()
     assert body["type"].endswith("/docs/errors#authentication_required")
+
+
+@pytest.mark.django_db
+def test_the_portal_guide_shows_its_screenshots() -> None:
+    page = Client().get("/docs/portal").content.decode()
+    pictures = re.findall(r'src="(/docs/img/[^"]+)"', page)
+    assert len(pictures) >= 8
+    for picture in pictures:
+        served = Client().get(picture)
+        assert served.status_code == 200, picture
+        assert served["Content-Type"] == "image/png"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name", ["../../README.md", "portal/../../pyproject.toml", "portal/missing.png", "x.svg"]
+)
+def test_only_pictures_inside_docs_img_are_served(name: str) -> None:
+    assert Client().get(f"/docs/img/{name}").status_code == 404

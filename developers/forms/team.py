@@ -7,11 +7,12 @@ from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
 from oauth.models import Role
 
 
-def _role_choices(roles: Sequence[Role]) -> list[tuple[str, str]]:
+def _role_choices(roles: Sequence[Role]) -> list[tuple[str, StrOrPromise]]:
     return [(role.value, role.label) for role in roles]
 
 

@@ -29,9 +29,6 @@ from oauth.models import Role
 from payments import selectors as payments_read
 from payments import services as payments
 
-# The failure reason the API's test helper records, so both look the same to a client.
-TEST_HELPER_FAILURE = "test_helper"
-
 
 @member_view(Role.VIEWER, write_role=Role.DEVELOPER)
 @require_safe
@@ -101,9 +98,7 @@ def sandbox_transfer_fail(request: HttpRequest, seat: Seat, transfer_id: str) ->
     if transfer is None:
         raise Http404
     try:
-        ledger.transfer_mark_to_fail(
-            transfer_id=transfer.id, reason=TEST_HELPER_FAILURE, holder=seat.organization.id
-        )
+        payments.test_transfer_fail(organization_id=seat.organization.id, transfer_id=transfer.id)
     except ledger_errors.LedgerError as error:
         messages.error(request, plain_message(error))
     else:
@@ -129,8 +124,8 @@ def _transfer_make(seat: Seat, spec: ledger.TransferSpec, *, outcome: str) -> Tr
                 organization_id=organization_id, transfer_id=transfer.id, amount=None
             )
         elif outcome == OUTCOME_FAIL:
-            transfer = ledger.transfer_mark_to_fail(
-                transfer_id=transfer.id, reason=TEST_HELPER_FAILURE, holder=organization_id
+            transfer = payments.test_transfer_fail(
+                organization_id=organization_id, transfer_id=transfer.id
             )
     return transfer
 

@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ledger import services as ledger
 from payments import services as payments
 from payments.apis.accounts import AccountOut, owned_account
 from payments.apis.base import ApiView, idempotent
@@ -15,8 +14,6 @@ from payments.errors import not_found
 from payments.fields import AmountField, StrictSerializer
 from payments.representations import account_json, transfer_json
 from payments.schema import ERRORS
-
-TEST_HELPER_FAILURE = "test_helper"
 
 
 class TestModeApi(ApiView):
@@ -69,9 +66,7 @@ class FailTransferApi(TestModeApi):
     def post(self, request: Request, transfer_id: str) -> Response:
         self.FailTransferIn(data=request.data).is_valid(raise_exception=True)
         transfer = owned_transfer(self, transfer_id)
-        marked = ledger.transfer_mark_to_fail(
-            transfer_id=transfer.id,
-            reason=TEST_HELPER_FAILURE,
-            holder=self.principal.organization_id,
+        marked = payments.test_transfer_fail(
+            organization_id=self.principal.organization_id, transfer_id=transfer.id
         )
         return Response(transfer_json(marked))

@@ -238,6 +238,15 @@ def test_from_sign_up_to_a_verified_webhook(
     assert refused.json()["code"] == "invalid_api_key"
     assert api(stack, new_key, "/v1/accounts").status_code == 200
 
+    # The switcher turns the portal into Chinese, amounts in the language's own format.
+    page.goto("/")
+    page.get_by_label("Language").select_option("zh-hans")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.get_by_text("US$10,000.00").first).to_be_visible()
+    shot("11-dashboard-chinese")
+    page.get_by_label("语言").select_option("en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
     # The same pages at phone width.
     phone = browser.new_context(
         base_url=stack, viewport=PHONE, storage_state=context.storage_state()
