@@ -66,7 +66,12 @@ def account_choices(accounts: list[Account]) -> list[tuple[str, str]]:
 class _SandboxForm(forms.Form):
     """Offers only the organization's test-mode accounts: any other id is not a choice."""
 
+    # Both forms share a page and field names: distinct element ids keep each label
+    # pointing at its own input.
+    id_prefix = "sandbox"
+
     def __init__(self, *args: Any, accounts: list[Account], **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
         super().__init__(*args, **kwargs)
         self.accounts = {account.id: account for account in accounts}
         for name, field in self.fields.items():
@@ -84,6 +89,8 @@ class _SandboxForm(forms.Form):
 
 
 class FundForm(_SandboxForm):
+    id_prefix = "fund"
+
     account_id = forms.ChoiceField(label=_("Test account"))
     amount = forms.CharField(
         label=_("Amount"),
@@ -105,6 +112,8 @@ class FundForm(_SandboxForm):
 
 
 class TransferForm(_SandboxForm):
+    id_prefix = "transfer"
+
     source = forms.ChoiceField(label=_("From"))
     destination = forms.ChoiceField(label=_("To"))
     amount = forms.CharField(
