@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: venv run test lint typecheck contracts check-migrations check-deploy ci clean screenshots
+.PHONY: venv run test lint typecheck contracts check-migrations check-deploy ci clean screenshots messages
 
 venv: $(STAMP)
 
@@ -31,6 +31,14 @@ test: $(STAMP)
 screenshots: $(STAMP)
 	E2E_ARTIFACTS=docs/img/portal $(PY) -m pytest -q tests/portal/test_end_to_end.py
 	rm -f docs/img/portal/timings.json
+
+# The portal's Simplified Chinese catalogue: extract (then translate the new entries in
+# locale/zh_Hans/LC_MESSAGES/django.po), and compile. Needs GNU gettext.
+messages: $(STAMP)
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=var \
+		--ignore=tools --ignore=bench --ignore=tests --ignore=docs --ignore='templates/admin/*' \
+		--ignore='*/admin.py' --ignore='*/admin_*.py'
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

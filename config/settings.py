@@ -242,6 +242,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "OpenPay"
+# Nobody, superusers included, reads an authenticator's secret back out of the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Entering /admin/ needs a confirmed authenticator (TOTP, enrolled at /account/security/).
 # Off by default in development only because the public contract promises that
 # seed_demo's staff user logs into /admin/ with the password it prints; production

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from config import health
 from oauth import views as oauth_views
+from oauth.admin_site import OpenPayAdminSite
 
 POSTMAN_COLLECTION = Path(settings.BASE_DIR) / "docs" / "openpay.postman_collection.json"
 
@@ -21,6 +22,10 @@ def postman_collection(request: HttpRequest) -> FileResponse:
         content_type="application/json",
     )
 
+
+# The default site, with every registration already made on it, becomes ours: two-factor
+# sign-in, tenant-safe registrations and the merchant's home (oauth/admin_site.py).
+admin.site.__class__ = OpenPayAdminSite
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
