@@ -660,7 +660,7 @@ def test_every_form_here_refuses_a_post_without_its_csrf_token(cast: Cast) -> No
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_clicks_at_once_open_one_organization() -> None:
     sign_up(browser())
     user = User.objects.get(email="dana@example.test")
@@ -669,13 +669,15 @@ def test_two_clicks_at_once_open_one_organization() -> None:
 
     def click() -> None:
         try:
-            start.wait(timeout=10)
+            start.wait(timeout=60)
             services.developer_signup_complete(
                 user=user, organization_name="Dana Labs", ip_address=None
             )
             outcomes.append("opened")
         except services.SignupAlreadyCompleted:
             outcomes.append("refused")
+        except Exception as error:
+            outcomes.append(repr(error))
         finally:
             connection.close()
 

@@ -33,7 +33,7 @@ from tests.live import ROOT, child_env, gunicorn
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "var" / "e2e"))
