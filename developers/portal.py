@@ -12,6 +12,7 @@ from typing import Concatenate, ParamSpec
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.cache import add_never_cache_headers
 
 from oauth import selectors as identity_read
 from oauth import services as identity
@@ -102,3 +103,28 @@ def audit(
         detail=detail,
         ip_address=client_ip(request),
     )
+
+
+# One just-issued secret (an API key, a client secret, a signing secret), held in the
+# session only until the page after the redirect shows it: a reload or the back button
+# then finds nothing to show, and a reload of the POST cannot issue a second one.
+SHOWN_ONCE = "portal_shown_once"
+
+
+def secret_keep(request: HttpRequest, *, target: str, secret: str) -> None:
+    request.session[SHOWN_ONCE] = {"target": target, "secret": secret}
+
+
+def secret_take(request: HttpRequest, *, target: str) -> str | None:
+    """The secret kept for `target`, removed from the session as it is read."""
+    kept = request.session.get(SHOWN_ONCE)
+    if not isinstance(kept, dict) or kept.get("target") != target:
+        return None
+    del request.session[SHOWN_ONCE]
+    return str(kept["secret"])
+
+
+def secret_page(response: HttpResponse) -> HttpResponse:
+    """A page with a secret on it must not be kept by the browser or a proxy."""
+    add_never_cache_headers(response)
+    return response

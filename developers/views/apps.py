@@ -13,8 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from developers.forms.apps import ApplicationCreateForm, ApplicationForm
-from developers.portal import Seat, audit, member_view
-from developers.views.keys import secret_keep, secret_page, secret_take
+from developers.portal import Seat, audit, member_view, secret_keep, secret_page, secret_take
 from oauth import selectors as identity_read
 from oauth import services as identity
 from oauth.models import Application, Role

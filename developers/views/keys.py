@@ -13,34 +13,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from developers.forms.keys import KeyCreateForm, KeyRotateForm
-from developers.portal import Seat, audit, member_view
+from developers.portal import Seat, audit, member_view, secret_keep, secret_page, secret_take
 from oauth import selectors as identity_read
 from oauth import services as identity
 from oauth.models import APIKey, Role
 
 KEYS_PER_PAGE = 50
-# One just-issued secret, held in the session only until the page after the redirect
-# shows it: a reload or the back button then finds nothing to show.
-SHOWN_ONCE = "portal_shown_once"
-
-
-def secret_keep(request: HttpRequest, *, target: str, secret: str) -> None:
-    request.session[SHOWN_ONCE] = {"target": target, "secret": secret}
-
-
-def secret_take(request: HttpRequest, *, target: str) -> str | None:
-    """The secret kept for `target`, removed from the session as it is read."""
-    kept = request.session.get(SHOWN_ONCE)
-    if not isinstance(kept, dict) or kept.get("target") != target:
-        return None
-    del request.session[SHOWN_ONCE]
-    return str(kept["secret"])
 
 
 def utc(moment: dt.datetime | None) -> str | None:
@@ -50,12 +33,6 @@ def utc(moment: dt.datetime | None) -> str | None:
 
 def iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def secret_page(response: HttpResponse) -> HttpResponse:
-    """A page with a secret on it must not be kept by the browser or a proxy."""
-    add_never_cache_headers(response)
-    return response
 
 
 STATUS_LABELS = {

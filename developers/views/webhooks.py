@@ -24,7 +24,7 @@ from developers.forms.webhooks import (
     ReplaySinceForm,
     StatusForm,
 )
-from developers.portal import Seat, audit, member_view
+from developers.portal import Seat, audit, member_view, secret_keep, secret_page, secret_take
 from oauth.models import Role
 from payments import webhooks
 from payments.models import WebhookEndpoint
@@ -32,7 +32,6 @@ from payments.representations import event_json, iso
 
 # A secret just made (endpoint added, secret rotated) waits here for the one page view
 # that shows it, so that the POST can redirect and a reload does not repeat it.
-SHOW_ONCE = "portal_webhook_show_once"
 
 
 def manage_role(*, livemode: bool) -> Role:
@@ -104,10 +103,7 @@ def _detail(
         "replay_form": forms.get("replay_form") or ReplaySinceForm(auto_id="replay_%s"),
     }
     response = render(request, "developers/webhooks/detail.html", context)
-    if secret:
-        # The page holds a signing secret: no browser cache or proxy may keep it.
-        response["Cache-Control"] = "no-store"
-    return response
+    return secret_page(response) if secret else response
 
 
 @member_view()
@@ -154,7 +150,7 @@ def webhook_new(request: HttpRequest, seat: Seat) -> HttpResponse:
         except webhooks.EndpointError as error:
             form.add_error(error.param if error.param in form.fields else None, str(error))
         else:
-            request.session[SHOW_ONCE] = {"endpoint": endpoint.id, "secret": endpoint.secret}
+            secret_keep(request, target=endpoint.id, secret=endpoint.secret)
             messages.success(request, _("Endpoint added."))
             return redirect("webhook", endpoint_id=endpoint.id)
     return render(request, "developers/webhooks/form.html", {"form": form, "endpoint": None})
@@ -163,10 +159,7 @@ def webhook_new(request: HttpRequest, seat: Seat) -> HttpResponse:
 @member_view()
 def webhook_detail(request: HttpRequest, seat: Seat, endpoint_id: str) -> HttpResponse:
     endpoint = _endpoint(seat, endpoint_id)
-    waiting = request.session.get(SHOW_ONCE)
-    secret = None
-    if isinstance(waiting, dict) and waiting.get("endpoint") == endpoint.id:
-        secret = str(request.session.pop(SHOW_ONCE)["secret"])
+    secret = secret_take(request, target=endpoint.id)
     return _detail(request, seat, endpoint, secret=secret, secret_is_new=secret is not None)
 
 
@@ -296,7 +289,7 @@ def webhook_rotate(request: HttpRequest, seat: Seat, endpoint_id: str) -> HttpRe
             target=endpoint.id,
             detail={"previous_secret_expires_at": iso(endpoint.previous_secret_expires_at)},
         )
-    request.session[SHOW_ONCE] = {"endpoint": endpoint.id, "secret": secret}
+    secret_keep(request, target=endpoint.id, secret=secret)
     messages.success(request, _("Secret rotated."))
     return redirect("webhook", endpoint_id=endpoint.id)
 
