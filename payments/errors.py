@@ -32,6 +32,7 @@ TITLES: dict[int, str] = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    411: "Length required",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable request",

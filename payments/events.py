@@ -10,8 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -110,43 +109,62 @@ def _endpoints(scopes: set[tuple[str, bool]]) -> dict[tuple[str, bool], list[Web
     return found
 
 
-API_FAILURE_REPORTED = "openpay:api-failures-reported:{minute}"
-
-
 def api_failures_report(*, minute: dt.datetime) -> list[Event]:
     """One `api_request.failed` event per organization, mode and error code for the
     minute starting at `minute`, carrying how many failed requests it stands for: a
     client failing a thousand times a minute sends its endpoint one event, not a flood.
-    Each minute is reported once, however many workers run this."""
+
+    Each is written once, however many workers run this and however often: what the
+    minute already reported is read back from the events themselves, in the transaction
+    that writes the rest (with their deliveries), and reporters of one minute queue on a
+    lock. So a run that died or found the database down wrote nothing, and the next run
+    reports the minute; none reports it twice, even after the cache is lost."""
     minute = minute.replace(second=0, microsecond=0)
-    if not cache.add(API_FAILURE_REPORTED.format(minute=minute.isoformat()), 1, timeout=7200):
-        return []
-    groups = (
-        RequestLog.objects.filter(
-            created_at__gte=minute, created_at__lt=minute + dt.timedelta(minutes=1), status__gte=400
+    stamp = minute.isoformat().replace("+00:00", "Z")
+    with transaction.atomic():
+        _lock(f"api-failures-report:{stamp}")
+        reported = set(
+            Event.objects.filter(
+                type="api_request.failed", created_at__gte=minute, data__object__minute=stamp
+            ).values_list("organization_id", "livemode", "data__object__error_code")
         )
-        .values("organization_id", "livemode", "error_code")
-        .annotate(count=Count("id"), example=Max("id"), status=Max("status"))
-        .order_by("organization_id", "livemode", "error_code")
-    )
-    return events_record(
-        [
-            NewEvent(
-                organization_id=group["organization_id"],
-                livemode=group["livemode"],
-                type="api_request.failed",
-                object={
-                    "object": "api_request_failures",
-                    "error_code": group["error_code"] or "unknown",
-                    "status": group["status"],
-                    "count": group["count"],
-                    "minute": minute.isoformat().replace("+00:00", "Z"),
-                    "example_request_id": group["example"],
-                },
+        groups = (
+            RequestLog.objects.filter(
+                created_at__gte=minute,
+                created_at__lt=minute + dt.timedelta(minutes=1),
+                status__gte=400,
             )
-            for group in groups
-        ]
-    )
+            .values("organization_id", "livemode", "error_code")
+            .annotate(count=Count("id"), example=Max("id"), status=Max("status"))
+            .order_by("organization_id", "livemode", "error_code")
+        )
+        return events_record(
+            [
+                NewEvent(
+                    organization_id=group["organization_id"],
+                    livemode=group["livemode"],
+                    type="api_request.failed",
+                    object={
+                        "object": "api_request_failures",
+                        "error_code": group["error_code"] or "unknown",
+                        "status": group["status"],
+                        "count": group["count"],
+                        "minute": stamp,
+                        "example_request_id": group["example"],
+                    },
+                )
+                for group in groups
+                if (group["organization_id"], group["livemode"], group["error_code"] or "unknown")
+                not in reported
+            ]
+        )
+
+
+def _lock(name: str) -> None:
+    """A transaction-scoped lock on `name` (PostgreSQL; SQLite's writers queue anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
 
 
 EVENTS_KEPT_FOR = dt.timedelta(days=90)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
+from iso4217 import Currency as Iso4217
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -22,7 +23,7 @@ MAX_METADATA_VALUE = 500
 
 class StrictJSONParser(JSONParser):
     """Refuses bodies nested deeper than MAX_JSON_DEPTH (a cheap denial of service
-    otherwise), invalid UTF-8, and NaN/Infinity, which are not JSON."""
+    otherwise), invalid UTF-8, NaN/Infinity, which are not JSON, and a key given twice."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         raw = stream.read() if stream is not None else b""
@@ -33,13 +34,26 @@ class StrictJSONParser(JSONParser):
         if _nesting(text) > MAX_JSON_DEPTH:
             raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            return json.loads(
+                text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicates
+            )
         except ValueError as exc:
             raise ParseError(str(exc)) from exc
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Which of two values of one key a parser keeps is its own choice: a proxy, a log
+    or a check that read the other would not see what the API acted on."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"duplicate key {key!r}")
+        found[key] = value
+    return found
 
 
 def _nesting(text: str) -> int:
@@ -97,6 +111,19 @@ class AmountField(serializers.Field[int, int, int, Any]):
         return value
 
 
+def supported_currencies() -> list[str]:
+    """The ISO 4217 codes the books hold (ledger migration 0002 loads the same list from the
+    same package): what the schema offers as `currency`."""
+    return sorted(currency.code for currency in Iso4217 if currency.exponent is not None)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": supported_currencies(),
+        "description": "An ISO 4217 code in upper case: USD, EUR, JPY...",
+    }
+)
 class CurrencyField(serializers.CharField):
     default_error_messages = {"invalid_currency": "not an ISO 4217 currency code we support"}
 
@@ -112,10 +139,16 @@ class CurrencyField(serializers.CharField):
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string, never a number turned into one. (DRF's CharField already
-    refuses NUL characters, which PostgreSQL cannot store.)"""
+    """A JSON string, never a number turned into one, taken as sent: not trimmed (DRF
+    trims by default, which changed what a client stored and refused a string of
+    whitespace as blank though the schema allows it; found by `make fuzz`). DRF's
+    CharField already refuses NUL characters, which PostgreSQL cannot store."""
 
     default_error_messages = {"not_a_string": "must be a string"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -123,6 +156,20 @@ class StrictCharField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": MAX_METADATA_KEYS,
+        "propertyNames": {"minLength": 1, "maxLength": 40, "pattern": "^[^\\u0000]*$"},
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": MAX_METADATA_VALUE,
+            "pattern": "^[^\\u0000]*$",
+        },
+        "description": f"Up to {MAX_METADATA_KEYS} string keys (1 to 40 characters) and values "
+        f"(up to {MAX_METADATA_VALUE}), for your own use.",
+    }
+)
 class MetadataField(serializers.DictField):
     """Up to 50 string keys and values, of 40 and 500 characters, without NUL."""
 

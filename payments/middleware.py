@@ -40,11 +40,25 @@ class ApiMiddleware:
                     headers=verdict.headers(),
                 ),
             )
+        elif "HTTP_TRANSFER_ENCODING" in request.META:
+            # Django reads a body only as far as Content-Length says, so a chunked body
+            # would pass for an empty one: `{"amount": 500}` sent chunked to /settle
+            # would settle the whole transfer. Refused before anything reads it.
+            response = problem_response(
+                request,
+                ApiError(
+                    411,
+                    "length_required",
+                    "Send the body with a Content-Length; chunked request bodies are refused.",
+                ),
+            )
         else:
             response = self.get_response(request)
         credential_verdict = getattr(request, "rate_limit_verdict", None)
         for name, value in (credential_verdict or verdict).headers().items():
             response.setdefault(name, value)
+        # Answers carry balances and, once, signing secrets: no cache may keep them.
+        response.setdefault("Cache-Control", "no-store")
         self._log(request, response, time.perf_counter() - started)
         return response
 

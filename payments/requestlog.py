@@ -7,9 +7,11 @@ Redis (a laptop) the row is inserted directly.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import time
 from functools import cache
 from typing import Any
 
@@ -41,24 +43,49 @@ def request_log_record(entry: dict[str, Any]) -> None:
         log.exception("could not record request %s in the request log", entry.get("id"))
 
 
+# One flusher at a time: it holds this lock, renewed at every batch, which expires by
+# itself if its holder dies.
+FLUSH_LOCK_SECONDS = 60
+FLUSH_BUDGET_SECONDS = 20.0
+
+
 def request_log_flush(*, batch: int = BATCH) -> int:
-    """Move buffered lines into the database; returns how many."""
+    """Move buffered lines into the database; returns how many.
+
+    Lines are read, written, and only then removed from the buffer: a flush that dies, or
+    whose write fails (the database restarting), leaves them for the next flush instead
+    of losing them. A line written twice that way is stored once (its request id is the
+    primary key)."""
+    from redis.exceptions import LockError
+
     client = _redis()
     if client is None:
         return 0
+    lock = client.lock(f"{_queue()}:flushing", timeout=FLUSH_LOCK_SECONDS, thread_local=False)
+    if not lock.acquire(blocking=False):
+        return 0  # another flush is at work
     moved = 0
-    while lines := client.lpop(_queue(), batch):
-        rows = [RequestLog(**_row(json.loads(line))) for line in lines]
-        # An organization deleted since its request was logged takes its log with it.
-        known = set(
-            Organization.objects.filter(id__in={row.organization_id for row in rows}).values_list(
-                "id", flat=True
+    deadline = time.monotonic() + FLUSH_BUDGET_SECONDS
+    try:
+        while time.monotonic() < deadline and (lines := client.lrange(_queue(), 0, batch - 1)):
+            rows = [RequestLog(**_row(json.loads(line))) for line in lines]
+            # An organization deleted since its request was logged takes its log with it.
+            known = set(
+                Organization.objects.filter(
+                    id__in={row.organization_id for row in rows}
+                ).values_list("id", flat=True)
             )
-        )
-        RequestLog.objects.bulk_create(
-            [row for row in rows if row.organization_id in known], ignore_conflicts=True
-        )
-        moved += len(lines)
+            RequestLog.objects.bulk_create(
+                [row for row in rows if row.organization_id in known], ignore_conflicts=True
+            )
+            # Still ours (and renewed): no other flush read these lines, so they are
+            # exactly the first len(lines) of the buffer (new lines go to its end).
+            lock.reacquire()
+            client.ltrim(_queue(), len(lines), -1)
+            moved += len(lines)
+    finally:
+        with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
+            lock.release()
     return moved
 
 

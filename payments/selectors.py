@@ -8,14 +8,14 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from ledger import selectors as books
 from ledger.models import Account, Transfer
 from oauth.models import APIKey, Application
-from payments.models import RequestLog, WebhookDelivery
+from payments.models import Event, RequestLog, WebhookDelivery
 
 # Requests and deliveries ------------------------------------------------------------------
 
@@ -174,3 +174,26 @@ def sandbox_transfer_get(*, organization_id: str, transfer_id: str) -> Transfer 
     """One of the organization's test-mode transfers, or None: another organization's
     transfer and a live one are simply not there."""
     return Transfer.objects.filter(id=transfer_id, holder=organization_id, livemode=False).first()
+
+
+# Events --------------------------------------------------------------------------------
+
+
+def events_visible(
+    *, organization_id: str, livemode: bool, account_ids: frozenset[str] | None
+) -> QuerySet[Event]:
+    """The organization's events in one mode. An OAuth token reaches only the accounts
+    its user shared (`account_ids`; None is every account): an event whose object names
+    accounts — a transfer's — is shown only if it names one of those, as the transfer
+    itself is. Events that name no account (a webhook endpoint's) are shown."""
+    events = Event.objects.filter(organization_id=organization_id, livemode=livemode)
+    if account_ids is None:
+        return events
+    shared = sorted(account_ids)
+    names_accounts = Q(data__object__has_key="source_account") | Q(
+        data__object__has_key="destination_account"
+    )
+    names_a_shared_one = Q(data__object__source_account__in=shared) | Q(
+        data__object__destination_account__in=shared
+    )
+    return events.filter(~names_accounts | names_a_shared_one)

@@ -73,5 +73,7 @@ urlpatterns = [
         "webhook_endpoints/<id:endpoint_id>/deliveries",
         webhook_endpoints.WebhookDeliveryListApi.as_view(),
     ),
-    re_path(r"^(?P<rest>.*)$", unknown_route),
+    # (?s) and \Z: a path holding a newline (%0A) is caught too, instead of falling
+    # through to Django's HTML 404 (found by `make fuzz`).
+    re_path(r"^(?P<rest>[\s\S]*)\Z", unknown_route),
 ]

@@ -15,7 +15,7 @@ from payments.apis.base import ApiView, idempotent
 from payments.errors import not_found
 from payments.fields import CurrencyField, MetadataField, StrictCharField, StrictSerializer
 from payments.representations import account_json, balance_json, entry_json
-from payments.schema import ERRORS, list_of
+from payments.schema import ERRORS, PAGE_PARAMETERS, list_of
 
 
 class BalanceOut(serializers.Serializer[Any]):
@@ -74,6 +74,7 @@ class AccountListApi(ApiView):
 
     @extend_schema(
         operation_id="accounts_list",
+        parameters=PAGE_PARAMETERS,
         summary="List your accounts",
         responses={200: list_of(AccountOut), **ERRORS},
     )
@@ -143,6 +144,7 @@ class AccountTransactionsApi(ApiView):
 
     @extend_schema(
         operation_id="accounts_transactions",
+        parameters=PAGE_PARAMETERS,
         summary="List an account's ledger entries, newest first",
         responses={200: list_of(TransactionOut), **ERRORS},
     )

@@ -16,6 +16,7 @@ from payments.errors import ApiError
 from payments.fields import StrictJSONParser
 from payments.idempotency import run_idempotent
 from payments.ratelimit import rate_limit_check
+from payments.schema import OpenPayAutoSchema
 
 
 class CredentialRateLimit(BaseThrottle):
@@ -41,6 +42,7 @@ class ApiView(APIView):
     renderer_classes = [JSONRenderer]
     # No OPTIONS self-description: the OpenAPI schema is the description.
     metadata_class = None
+    schema = OpenPayAutoSchema()
     required_scopes: dict[str, str] = {}
 
     @property

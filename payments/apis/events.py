@@ -2,19 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from payments import pagination, webhooks
+from payments import pagination, selectors, webhooks
 from payments.apis.base import ApiView, idempotent
 from payments.apis.webhook_endpoints import WebhookDeliveryOut
+from payments.auth import Principal
 from payments.errors import ApiError, not_found
 from payments.fields import StrictCharField, StrictSerializer
 from payments.models import Event, WebhookEndpoint
 from payments.representations import delivery_json, event_json
-from payments.schema import ERRORS, list_of
+from payments.schema import ERRORS, PAGE_PARAMETERS, list_of
 
 # Built with type(): a declared `data` field would shadow Serializer.data for the type
 # checker (at run time DRF collects the fields either way).
@@ -32,19 +34,25 @@ EventOut: type[serializers.Serializer[Any]] = type(
 )
 
 
+def visible_events(principal: Principal) -> QuerySet[Event]:
+    return selectors.events_visible(
+        organization_id=principal.organization_id,
+        livemode=principal.livemode,
+        account_ids=principal.account_ids,
+    )
+
+
 class EventListApi(ApiView):
     required_scopes = {"GET": "events:read"}
 
     @extend_schema(
         operation_id="events_list",
+        parameters=PAGE_PARAMETERS,
         summary="List events, newest first",
         responses={200: list_of(EventOut), **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        principal = self.principal
-        query = Event.objects.filter(
-            organization_id=principal.organization_id, livemode=principal.livemode
-        )
+        query = visible_events(self.principal)
         return Response(pagination.newest_first(request, query, render=event_json))
 
 
@@ -57,10 +65,7 @@ class EventDetailApi(ApiView):
         responses={200: EventOut, **ERRORS},
     )
     def get(self, request: Request, event_id: str) -> Response:
-        principal = self.principal
-        event = Event.objects.filter(
-            id=event_id, organization_id=principal.organization_id, livemode=principal.livemode
-        ).first()
+        event = visible_events(self.principal).filter(id=event_id).first()
         if event is None:
             raise not_found("event")
         return Response(event_json(event))
@@ -87,9 +92,7 @@ class EventRedeliverApi(ApiView):
         data = RedeliverIn(data=request.data)
         data.is_valid(raise_exception=True)
         principal = self.principal
-        event = Event.objects.filter(
-            id=event_id, organization_id=principal.organization_id, livemode=principal.livemode
-        ).first()
+        event = visible_events(principal).filter(id=event_id).first()
         if event is None:
             raise not_found("event")
         endpoint = None

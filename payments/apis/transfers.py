@@ -22,7 +22,7 @@ from payments.fields import (
     StrictSerializer,
 )
 from payments.representations import transfer_json
-from payments.schema import ERRORS, list_of
+from payments.schema import ERRORS, PAGE_PARAMETERS, list_of
 
 MAX_BATCH = ledger.MAX_BATCH
 
@@ -83,13 +83,17 @@ def owned_transfer(view: ApiView, transfer_id: str) -> Transfer:
     return transfer
 
 
-def check_granted(view: ApiView, *account_ids: str) -> None:
-    """An OAuth token reaches only the accounts its user granted; others are not found."""
+def check_granted(view: ApiView, *account_ids: str, item: str = "") -> None:
+    """An OAuth token reaches only the accounts its user granted; others are not found.
+    `item` names the batch item (`transfers[3]`) the accounts come from."""
     for account_id, param in zip(
         account_ids, ("source_account", "destination_account"), strict=False
     ):
         if not view.principal.may_see_account(account_id):
-            raise ApiError(404, "not_found", f"No such {param.replace('_', ' ')}.", param=param)
+            detail = f"No such {param.replace('_', ' ')}."
+            if item:
+                detail, param = f"{item}: {detail}", f"{item}.{param}"
+            raise ApiError(404, "not_found", detail, param=param)
 
 
 class TransferListApi(ApiView):
@@ -97,6 +101,7 @@ class TransferListApi(ApiView):
 
     @extend_schema(
         operation_id="transfers_list",
+        parameters=PAGE_PARAMETERS,
         summary="List transfers, newest first",
         responses={200: list_of(TransferOut), **ERRORS},
     )
@@ -266,8 +271,13 @@ class TransferBatchApi(ApiView):
         data.is_valid(raise_exception=True)
         principal = self.principal
         specs = []
-        for item in data.validated_data["transfers"]:
-            check_granted(self, item["source_account"], item["destination_account"])
+        for index, item in enumerate(data.validated_data["transfers"]):
+            check_granted(
+                self,
+                item["source_account"],
+                item["destination_account"],
+                item=f"transfers[{index}]",
+            )
             specs.append(
                 ledger.TransferSpec(
                     source_id=item["source_account"],

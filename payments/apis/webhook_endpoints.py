@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +19,7 @@ from payments.events import EVENT_TYPES
 from payments.fields import StrictCharField, StrictSerializer
 from payments.models import WebhookDelivery, WebhookEndpoint
 from payments.representations import delivery_json, webhook_endpoint_json
-from payments.schema import ERRORS, list_of
+from payments.schema import ERRORS, PAGE_PARAMETERS, list_of
 
 EVENT_CHOICES = ["*", *EVENT_TYPES]
 
@@ -22,7 +27,9 @@ EVENT_CHOICES = ["*", *EVENT_TYPES]
 class WebhookEndpointOut(serializers.Serializer[Any]):
     id = serializers.CharField()
     object = serializers.CharField()
-    url = serializers.URLField()
+    # Not `format: uri`: the URL is shown as it was registered, which may be an IRI
+    # (a non-ASCII host or path); the sender encodes it when it connects.
+    url = serializers.CharField()
     description = serializers.CharField()
     enabled_events = serializers.ListField(child=serializers.CharField())
     status = serializers.ChoiceField(choices=["enabled", "disabled"])
@@ -52,8 +59,26 @@ class WebhookDeliveryOut(serializers.Serializer[Any]):
     attempts = WebhookAttemptOut(many=True)
 
 
+# The shape of a target the sender may accept: http(s), a host, no credentials, no
+# whitespace or control characters. Whether the host is public is judged when the
+# endpoint is saved (literal addresses) and again at every connection (after DNS).
+WEBHOOK_URL_SHAPE = "^[Hh][Tt][Tt][Pp][Ss]?://[^\\x00-\\x20\\x7f/?#@]+([/?#][^\\x00-\\x20\\x7f]*)?$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": 2000,
+        "pattern": WEBHOOK_URL_SHAPE,
+        "description": "An http(s) URL on a public host (https in production).",
+    }
+)
+class WebhookUrlField(StrictCharField):
+    pass
+
+
 class EndpointCreateIn(StrictSerializer):
-    url = StrictCharField(max_length=2000)
+    url = WebhookUrlField(max_length=2000)
     enabled_events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_CHOICES), min_length=1, max_length=50
     )
@@ -61,7 +86,7 @@ class EndpointCreateIn(StrictSerializer):
 
 
 class EndpointUpdateIn(StrictSerializer):
-    url = StrictCharField(max_length=2000, required=False)
+    url = WebhookUrlField(max_length=2000, required=False)
     enabled_events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_CHOICES),
         min_length=1,
@@ -91,6 +116,7 @@ class WebhookEndpointListApi(ApiView):
 
     @extend_schema(
         operation_id="webhook_endpoints_list",
+        parameters=PAGE_PARAMETERS,
         summary="List webhook endpoints",
         responses={200: list_of(WebhookEndpointOut), **ERRORS},
     )
@@ -204,6 +230,7 @@ class WebhookDeliveryListApi(ApiView):
 
     @extend_schema(
         operation_id="webhook_endpoints_deliveries",
+        parameters=PAGE_PARAMETERS,
         summary="The deliveries owed to an endpoint, newest first",
         responses={200: list_of(WebhookDeliveryOut), **ERRORS},
     )
