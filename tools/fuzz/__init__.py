@@ -1,0 +1,1 @@
+"""`make fuzz`: Schemathesis against the OpenAPI schema of a live server (see run.py)."""
