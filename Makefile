@@ -70,10 +70,16 @@ BENCH_PY    := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_DB    ?= openpay_bench
 PG_URL      ?= postgres://postgres@127.0.0.1:5432
-BENCH_REDIS ?= redis://127.0.0.1:6379/0
+# Empty: the run starts a redis-server of its own on a free port (and stops it). Give a
+# URL to use a running Redis instead (a database number nobody else uses: the run's
+# Celery worker takes every task queued there).
+BENCH_REDIS ?=
 QUICK       ?=
+# More options for `python -m bench`: `--section api`, `--no-charts` (CI: keep the PNGs
+# under docs/ as they are).
+BENCH_ARGS  ?=
 
-.PHONY: bench
+.PHONY: bench bench-charts
 
 $(BENCH_STAMP): pyproject.toml requirements.lock
 	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
@@ -88,7 +94,11 @@ bench: $(STAMP) $(BENCH_STAMP)
 		|| pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n 1) main start
 	@for _ in $$(seq 30); do pg_isready -h 127.0.0.1 -q && break; sleep 1; done
 	DEBUG=false DATABASE_URL=$(PG_URL)/$(BENCH_DB) REDIS_URL=$(BENCH_REDIS) \
-		$(PY) -m bench $(if $(QUICK),--quick) --bench-python $(BENCH_PY)
+		$(PY) -m bench $(if $(QUICK),--quick) --bench-python $(BENCH_PY) $(BENCH_ARGS)
+
+## Redraw docs/img/bench/*.png from the last run (var/bench/latest.json).
+bench-charts: $(STAMP)
+	$(PY) -m bench.charts
 
 # The Postman collection, generated from the OpenAPI schema (needs Node.js and npm).
 POSTMAN := tools/postman
@@ -108,3 +118,43 @@ postman: $(STAMP) $(POSTMAN)/node_modules/.installed
 ## Run the collection with newman against a live server started here (CI runs this).
 newman: postman
 	$(PY) $(POSTMAN)/run_newman.py $(POSTMAN_COLLECTION)
+
+# Fuzzing: Schemathesis against the OpenAPI schema of a live gunicorn on a fresh database
+# (PostgreSQL when DATABASE_URL is set, else SQLite under var/fuzz/), every operation and
+# check, a fixed seed, then stateful runs along the schema's links. Ends with one JSON
+# line of figures. See docs/reliability/fuzz.md. CI: `make fuzz FUZZ_EXAMPLES=50`.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED     ?= 20261101
+
+.PHONY: fuzz
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) $(PY) -m tools.fuzz.run
+
+# The bank test under fire: N clients make transfers through the API while the harness
+# SIGKILLs gunicorn workers and the Celery worker, restarts PostgreSQL with -m immediate
+# and stops Redis, at random moments; then the books, exactly-once per Idempotency-Key
+# and webhook delivery are checked. It starts and owns everything it needs (its own
+# PostgreSQL cluster and Redis under var/faults/), never the shared services. Ends with
+# one JSON line; exits 1 on any violation. See docs/reliability/faults.md.
+# CI: `make faults QUICK=1` (about 3 minutes); the full run takes about 10.
+FAULTS_SEED ?= 1
+
+.PHONY: faults
+faults: $(STAMP)
+	$(PY) -m faults $(if $(QUICK),--quick) --seed $(FAULTS_SEED)
+
+# The attack suite: the OWASP API Security Top 10 (2023) tried against every operation of
+# the served OpenAPI schema, the portal and admin log-ins, webhook targets and webhook
+# receivers. One test id per attack; ends with a count per category (also written to
+# var/attacks/summary.json). SQLite by default; with DATABASE_URL and REDIS_URL set, on
+# them (and the cross-process rate limit attack runs too). See docs/reliability/attacks.md.
+.PHONY: attacks
+attacks: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests/attacks
+
+# pip-audit on requirements.lock, with a verdict CI can act on: exit 0 every package
+# audited and clean, 1 vulnerabilities found, 2 some packages not audited, 3 the
+# vulnerability service unreachable (nothing audited). See tools/audit.py.
+.PHONY: audit
+audit: $(STAMP)
+	$(PY) tools/audit.py

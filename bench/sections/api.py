@@ -23,7 +23,7 @@ from bench import api_anatomy, cpu, loadgen
 from bench.api_world import Tenant, open_tenant
 from bench.context import Context
 from bench.ledger_world import CURRENCY
-from bench.report import Figure, Goal, SectionResult, progress
+from bench.report import Figure, SectionResult, progress
 from bench.server import Gunicorn, Running, serve
 from bench.settings_api import MEMORY_BROKER
 from config.celery import app as celery_app
@@ -55,7 +55,7 @@ QUICK = replace(
     FULL,
     seconds=2,
     warmup_seconds=1,
-    latency_seconds=6,
+    latency_seconds=4,
     anatomy_samples=50,
     rounds=3,
 )
@@ -213,7 +213,7 @@ def _peaks(server: Running, sizes: Sizes, calls: _Calls, result: SectionResult) 
     # The load generator's share of one core while it drove the ceiling.
     result.raw["loadgen_cpu_at_ceiling"] = peaks["ceiling_loadgen_cpu"]
     ceiling, ceiling_cpu = peaks["ceiling_rps"], peaks["ceiling_gunicorn_cpu_ms"]
-    for name, goal in (("transfer", 0.4), ("balance", 0.7)):
+    for name in ("transfer", "balance"):
         mine = peaks[f"{name}_rps"]
         trips = (
             f"{result.raw[f'{name}_db_round_trips']:g} PostgreSQL + "
@@ -224,7 +224,6 @@ def _peaks(server: Running, sizes: Sizes, calls: _Calls, result: SectionResult) 
             Figure(
                 f"api_{name}_vs_ceiling",
                 mine / ceiling if ceiling else None,
-                Goal(">=", goal),
                 f"{mine:,.0f} vs {ceiling:,.0f} requests/s; {trips}; {cost} per request",
             )
         )
@@ -265,7 +264,6 @@ def _latencies(
         Figure(
             "api_transfer_p99_ms",
             p99,
-            Goal("<", 50),
             f"p50 {p50:.1f} ms at {rate:,.0f} transfers/s; balance p50 {balance_p50:.1f} ms, "
             f"p99 {balance_p99:.1f} ms at {balance_rate:,.0f}/s",
         )
@@ -326,14 +324,19 @@ def _report_failures(load: loadgen.Load) -> None:
 def _memory_broker() -> Iterator[None]:
     """This process's Celery app on the in-process broker bench.settings_api gives
     gunicorn, so that the settlement nudges of the requests measured here do not wait in
-    the shared Redis broker for a worker that never comes. Nothing else in the benchmark
-    sends tasks; the connection pool made here is left to the memory transport."""
+    the Redis broker for a worker that is not running yet."""
     broker = celery_app.conf.broker_url
     celery_app.conf.broker_url = MEMORY_BROKER
     try:
         yield
     finally:
         celery_app.conf.broker_url = broker
+        # The connection and producer pools were made for the memory transport and are
+        # kept by the app: dropped, so that the next task sent (the webhook section's
+        # nudges, which its Celery worker waits for) goes to the real broker again.
+        celery_app.pool.force_close_all()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
 
 
 def _forget_request_log() -> None:
