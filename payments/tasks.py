@@ -10,12 +10,14 @@ from celery import shared_task
 from django.utils import timezone
 
 from payments import delivery, events, idempotency, requestlog, services
+from payments.nudge import nudge_taken
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def settle_transfers() -> int:
+    nudge_taken("payments.tasks.settle_transfers")
     run = services.transfers_settle_due()
     if run.batches:
         log.info(
@@ -55,6 +57,7 @@ def purge_old_records() -> None:
 @shared_task(ignore_result=True)
 def deliver_webhooks() -> int:
     """Send due webhook deliveries until none is due (bounded per run)."""
+    nudge_taken("payments.tasks.deliver_webhooks")
     sent = 0
     for _ in range(20):
         tried = delivery.deliveries_run()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from ledger import services as ledger
@@ -312,24 +313,84 @@ def test_an_endpoint_can_be_sent_everything_since_a_time_again(
     assert sorted(ids[2:]) == sorted(ids[:2]), "the same events, with the same ids"
 
 
-def test_a_dead_endpoint_cannot_take_every_sender(organization: Organization) -> None:
-    from payments.delivery import PER_ENDPOINT, deliveries_claim
+def test_one_endpoints_backlog_cannot_fill_a_batch(organization: Organization) -> None:
+    from payments.delivery import PER_ENDPOINT_BATCH, deliveries_claim
 
-    dead = subscribe(organization, "https://dead.example/hooks")
-    for _ in range(3):
-        make_transfer(organization)  # 3 events each owed to the dead endpoint
-    WebhookDelivery.objects.filter(endpoint=dead).delete()
-    live = subscribe(organization, "https://live.example/hooks")
-    dead_backlog = WebhookDelivery.objects.bulk_create(
+    busy = subscribe(organization, "https://busy.example/hooks")
+    make_transfer(organization)
+    WebhookDelivery.objects.all().delete()
+    [event] = Event.objects.all()
+    backlog = WebhookDelivery.objects.bulk_create(
         [
-            WebhookDelivery(event=event, endpoint=dead, next_attempt_at=event.created_at)
-            for event in Event.objects.all()
-            for _ in range(4)
+            WebhookDelivery(event=event, endpoint=busy, next_attempt_at=event.created_at)
+            for _ in range(PER_ENDPOINT_BATCH + 50)
         ]
     )
-    make_transfer(organization)  # due after the dead endpoint's whole backlog
-    claimed = deliveries_claim(limit=8)
+    live = subscribe(organization, "https://live.example/hooks")
+    make_transfer(organization)  # due after the busy endpoint's whole backlog
+    claimed = deliveries_claim(limit=PER_ENDPOINT_BATCH + 10)
     by_endpoint = [d.endpoint_id for d in claimed]
-    assert by_endpoint.count(dead.id) == PER_ENDPOINT
-    assert live.id in by_endpoint, "the live endpoint is not stuck behind the dead one"
-    assert len(dead_backlog) > PER_ENDPOINT
+    assert by_endpoint.count(busy.id) == PER_ENDPOINT_BATCH < len(backlog)
+    assert live.id in by_endpoint, "the live endpoint is not stuck behind the busy one"
+    leased = WebhookDelivery.objects.filter(next_attempt_at__gt=timezone.now())
+    assert set(leased.values_list("id", flat=True)) == {d.id for d in claimed}
+
+
+def test_a_dead_endpoint_holds_at_most_its_share_of_the_senders() -> None:
+    from payments.delivery import PER_ENDPOINT, _lanes
+
+    dead = [WebhookDelivery(endpoint_id="we_dead") for _ in range(30)]
+    live = [WebhookDelivery(endpoint_id="we_live") for _ in range(2)]
+    lanes = _lanes(dead[:10] + live + dead[10:])
+    dead_lanes = [lane for lane in lanes if lane[0].endpoint_id == "we_dead"]
+    assert len(dead_lanes) == PER_ENDPOINT
+    assert sorted(map(len, dead_lanes)) == [7, 7, 8, 8]
+    assert [len(lane) for lane in lanes if lane[0].endpoint_id == "we_live"] == [1, 1]
+    assert all(len({d.endpoint_id for d in lane}) == 1 for lane in lanes)
+
+
+def test_a_slow_receiver_gets_its_lane_budget_and_the_rest_is_released(
+    receiver: Receiver, organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from payments import delivery
+
+    monkeypatch.setattr(delivery, "LANE_BUDGET", dt.timedelta(0))
+    endpoint = subscribe(organization, receiver.url)
+    for _ in range(2 * delivery.PER_ENDPOINT):
+        make_transfer(organization)
+    assert deliveries_run(concurrency=1) == delivery.PER_ENDPOINT, "one send per lane"
+    assert len(receiver.received) == delivery.PER_ENDPOINT
+    released = WebhookDelivery.objects.filter(endpoint=endpoint, status="pending")
+    assert released.count() == delivery.PER_ENDPOINT
+    assert all(d.attempt_count == 0 for d in released), "released, not counted as a try"
+    assert all(d.next_attempt_at and d.next_attempt_at <= timezone.now() for d in released)
+    assert WebhookAttempt.objects.count() == delivery.PER_ENDPOINT
+    monkeypatch.undo()
+    assert deliveries_run(concurrency=1) == delivery.PER_ENDPOINT
+    assert WebhookDelivery.objects.filter(status="succeeded").count() == 2 * delivery.PER_ENDPOINT
+
+
+def test_a_batch_sent_by_many_senders_is_recorded_once_each(
+    receiver: Receiver, organization: Organization
+) -> None:
+    """Senders are threads that never touch the database: the batch's attempts are
+    written by the claiming thread, so this works inside the test's transaction."""
+    receiver.answers = [200, 500, 200]
+    endpoints = [subscribe(organization, receiver.url) for _ in range(3)]
+    for _ in range(10):
+        make_transfer(organization)
+    assert deliveries_run(concurrency=8) == 30
+    assert len(receiver.received) == 30
+    received = sorted(
+        (json.loads(body)["id"], headers["webhook-signature"])
+        for _, headers, body in receiver.received
+    )
+    assert len({signature for _, signature in received}) == 30
+    assert WebhookAttempt.objects.count() == 30
+    assert WebhookDelivery.objects.filter(status="succeeded").count() == 29
+    retried = WebhookDelivery.objects.get(status="pending")
+    assert retried.attempt_count == 1
+    assert retried.next_attempt_at and retried.next_attempt_at > timezone.now()
+    assert WebhookAttempt.objects.get(status_code=500).delivery == retried
+    for endpoint in endpoints:
+        assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 10

@@ -4,7 +4,7 @@ mode's ids and, for an OAuth token, the ids of accounts its user did not share, 
 as an id that does not exist, and nothing changes. Reads name none of them either.
 
 Webhook endpoints belong to the organization, not to an account, so the OAuth attacks
-leave out operations on an endpoint (see docs/reliability/attacks.md).
+leave out operations on an endpoint (see docs/reliability.md#known-gaps).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`make audit` (tools/audit.py) tells the three outcomes apart, run for real: pip-audit
 against a stand-in OSV service on loopback that knows one vulnerability, one that knows
 none, and one that is not there. (On this machine neither PyPI's JSON API nor OSV is
-reachable, so `make audit` itself reports exit 3: see docs/reliability/attacks.md.)"""
+reachable, so `make audit` itself reports exit 3: see docs/reliability.md#known-gaps.)"""
 
 from __future__ import annotations
 
