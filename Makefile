@@ -122,7 +122,7 @@ newman: postman
 # Fuzzing: Schemathesis against the OpenAPI schema of a live gunicorn on a fresh database
 # (PostgreSQL when DATABASE_URL is set, else SQLite under var/fuzz/), every operation and
 # check, a fixed seed, then stateful runs along the schema's links. Ends with one JSON
-# line of figures. See docs/reliability/fuzz.md. CI: `make fuzz FUZZ_EXAMPLES=50`.
+# line of figures. See docs/reliability.md, "Fuzzing". CI: `make fuzz FUZZ_EXAMPLES=50`.
 FUZZ_EXAMPLES ?= 100
 FUZZ_SEED     ?= 20261101
 
@@ -135,7 +135,7 @@ fuzz: $(STAMP)
 # and stops Redis, at random moments; then the books, exactly-once per Idempotency-Key
 # and webhook delivery are checked. It starts and owns everything it needs (its own
 # PostgreSQL cluster and Redis under var/faults/), never the shared services. Ends with
-# one JSON line; exits 1 on any violation. See docs/reliability/faults.md.
+# one JSON line; exits 1 on any violation. See docs/reliability.md, "Faults".
 # CI: `make faults QUICK=1` (about 3 minutes); the full run takes about 10.
 FAULTS_SEED ?= 1
 
@@ -147,7 +147,7 @@ faults: $(STAMP)
 # the served OpenAPI schema, the portal and admin log-ins, webhook targets and webhook
 # receivers. One test id per attack; ends with a count per category (also written to
 # var/attacks/summary.json). SQLite by default; with DATABASE_URL and REDIS_URL set, on
-# them (and the cross-process rate limit attack runs too). See docs/reliability/attacks.md.
+# them (and the cross-process rate limit attack runs too). See docs/reliability.md, "Attacks".
 .PHONY: attacks
 attacks: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests/attacks

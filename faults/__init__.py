@@ -1,1 +1,1 @@
-"""The bank test under fire: `python -m faults` (see docs/reliability/faults.md)."""
+"""The bank test under fire: `python -m faults` (see docs/reliability.md)."""

@@ -113,7 +113,7 @@ def other_tenant_ids_never_shown(ctx: Any, response: Any, case: Any) -> bool | N
 # Requests the API is meant to see ------------------------------------------------------
 
 # gunicorn refuses a request line over 4094 bytes with its own HTML 414 before the API
-# sees it (docs/reliability/fuzz.md): such cases test gunicorn, not the API.
+# sees it (docs/reliability.md#known-gaps): such cases test gunicorn, not the API.
 MAX_REQUEST_LINE = 4000
 
 
