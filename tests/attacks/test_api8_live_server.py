@@ -105,3 +105,29 @@ def test_a_body_over_the_size_limit(server: str, owner: tuple[str, Objects], chu
         (411, "length_required") if chunked else (413, "request_too_large")
     )
     assert snapshot() == before, changes(before, snapshot())
+
+
+MALFORMED = {
+    "request-line-too-long": (b"GET /v1/accounts?" + b"a" * 5000 + b" HTTP/1.1\r\n", 414),
+    "header-without-colon": (b"GET /v1/accounts HTTP/1.1\r\nNo colon here\r\n", 400),
+    "header-too-long": (b"GET /v1/accounts HTTP/1.1\r\nX-Big: " + b"b" * 9000 + b"\r\n", 431),
+    "not-http": (b"HELLO\r\n", 400),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_what_gunicorn_refuses_itself_is_problem_json_too(server: str, name: str) -> None:
+    """Refused before Django sees it (gunicorn's own limits and parser): still
+    problem+json with a stable code and a Request-Id, never an HTML page."""
+    raw, expected = MALFORMED[name]
+    where = urlsplit(server)
+    with socket.create_connection((where.hostname, int(where.port or 80)), timeout=30) as sock:
+        sock.sendall(raw + b"Host: x\r\nConnection: close\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = json.loads(response.read())
+    assert response.status == expected
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert response.getheader("Request-Id", "").startswith("req_")
+    assert body["status"] == expected and body["request_id"] == response.getheader("Request-Id")
+    assert body["type"].endswith(f"/docs/errors#{body['code']}")
