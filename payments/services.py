@@ -61,12 +61,15 @@ SANDBOX_OPENING_BALANCE = 1_000_000  # in minor units: 10,000.00 USD
 
 
 def test_account_fund(*, holder: str, account_id: str, amount: int) -> Transfer:
-    """Credit test money to a test-mode account, from the platform's test funding source."""
+    """Credit test money to a test-mode account, from the platform's test funding source
+    for that organization and currency. One source per organization: a source can give
+    at most 2^63 - 1 minor units, and a tenant that used up its own must not stop
+    everyone else's sandbox."""
     account = selectors.account_get(account_id=account_id, holder=holder)
     if account.livemode:
         raise errors.AccountNotFound("test money goes only to test-mode accounts", param="id")
     funding = ledger.system_account(
-        purpose=TEST_FUNDING, currency=account.currency_id, livemode=False
+        purpose=f"{TEST_FUNDING} for {holder}", currency=account.currency_id, livemode=False
     )
     return ledger.transfer_post(
         holder=funding.holder,

@@ -17,7 +17,16 @@ from referencing.jsonschema import DRAFT202012
 
 from ledger.models import MAX_AMOUNT
 from ledger.selectors import currency_exponents
-from tests.api.support import Api, Books, OpenApi, Party, balance, problem
+from tests.api.support import (
+    SANDBOX_BALANCE,
+    Api,
+    Books,
+    OpenApi,
+    Party,
+    balance,
+    make_party,
+    problem,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +44,26 @@ def test_funding_past_what_the_test_funding_source_can_give_is_balance_overflow(
     response = api.post(f"/v1/test_helpers/accounts/{alice.payee.id}/fund", {"amount": MAX_AMOUNT})
     assert problem(response)[:2] == (400, "balance_overflow")
     assert Books.now() == before
+
+
+def test_a_tenant_that_used_up_its_funding_source_stops_nobody_else(
+    api: Api, alice: Party, charlie: Party
+) -> None:
+    drained = api.post(
+        f"/v1/test_helpers/accounts/{alice.payee.id}/fund",
+        {"amount": MAX_AMOUNT - SANDBOX_BALANCE},
+    )
+    assert drained.status_code == 200, drained.content
+    assert problem(api.post(f"/v1/test_helpers/accounts/{alice.payee.id}/fund", {"amount": 1}))[
+        :2
+    ] == (400, "balance_overflow")
+    others = Api(api.openapi, charlie.secret)
+    assert (
+        others.post(f"/v1/test_helpers/accounts/{charlie.payee.id}/fund", {"amount": 1}).status_code
+        == 200
+    )
+    newcomer = make_party("dora")  # a new sandbox is funded from a source of its own
+    assert balance(newcomer.usd)[0] == SANDBOX_BALANCE
 
 
 def test_funding_up_to_what_the_source_can_give_still_works(api: Api, alice: Party) -> None:
