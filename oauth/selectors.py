@@ -21,6 +21,8 @@ class TokenGrant:
     application_id: str
     # None: every account of the organization (client_credentials, the app's own).
     account_ids: frozenset[str] | None
+    # The user's grant the token acts under (None for client_credentials).
+    consent_id: str | None = None
 
 
 class TokenRefused(ValueError):
@@ -68,6 +70,7 @@ def access_token_grant(*, token: str) -> TokenGrant:
         scopes=scopes & frozenset(consent.scopes),
         application_id=application.id,
         account_ids=frozenset(consent.account_ids),
+        consent_id=consent.id,
     )
 
 

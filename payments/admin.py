@@ -681,6 +681,7 @@ class WebhookEndpointAdmin(TenantAdmin[WebhookEndpoint]):
         "status_badge",
         "disabled_reason",
         "enabled_events",
+        "made_by",
         "created_at",
         "updated_at",
     )
@@ -688,6 +689,15 @@ class WebhookEndpointAdmin(TenantAdmin[WebhookEndpoint]):
     @admin.display(description=_("mode"))
     def mode(self, endpoint: WebhookEndpoint) -> SafeString:
         return mode_badge(endpoint.livemode)
+
+    @admin.display(description=_("made by"))
+    def made_by(self, endpoint: WebhookEndpoint) -> str:
+        """The organization itself, or an application through a user's OAuth grant
+        (which alone sees it through the API, and bounds what it is sent)."""
+        consent = endpoint.consent
+        if consent is None:
+            return str(_("the organization"))
+        return f"{consent.application.name} (OAuth, granted by {consent.user})"
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, endpoint: WebhookEndpoint) -> SafeString:

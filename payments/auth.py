@@ -30,6 +30,9 @@ class Principal:
     application_id: str | None = None
     # For an OAuth token: the accounts the user granted; None means all of them.
     account_ids: frozenset[str] | None = None
+    # For an OAuth token a user granted: that grant. It sees and manages only the webhook
+    # endpoints made under it, which get only what the grant may read.
+    consent_id: str | None = None
     rate_limit: int | None = None
 
     is_authenticated = True
@@ -99,6 +102,7 @@ class BearerAuthentication(BaseAuthentication):
             credential_type="oauth_token",
             application_id=grant.application_id,
             account_ids=grant.account_ids,
+            consent_id=grant.consent_id,
         )
 
 

@@ -19,6 +19,7 @@ from oauth.models import Organization
 from payments.models import Event, RequestLog, WebhookDelivery, WebhookEndpoint
 from payments.nudge import nudge
 from payments.representations import transfer_json
+from payments.selectors import endpoint_may_receive
 
 TRANSFER_EVENTS = {
     "created": "transfer.created",
@@ -64,7 +65,7 @@ def events_record(new: Sequence[NewEvent]) -> list[Event]:
             WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
             for event in events
             for endpoint in endpoints[(event.organization_id, event.livemode)]
-            if endpoint.subscribes_to(event.type)
+            if endpoint.subscribes_to(event.type) and endpoint_may_receive(endpoint, event)
         ]
     )
     if owed:
@@ -104,7 +105,7 @@ def _endpoints(scopes: set[tuple[str, bool]]) -> dict[tuple[str, bool], list[Web
     organizations = {organization for organization, _ in scopes}
     for endpoint in WebhookEndpoint.objects.filter(
         organization_id__in=organizations, status="enabled"
-    ):
+    ).select_related("consent"):
         found[(endpoint.organization_id, endpoint.livemode)].append(endpoint)
     return found
 

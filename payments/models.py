@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from common.ids import PrefixedIdField
-from oauth.models import Organization
+from oauth.models import Consent, Organization
 
 
 class IdempotencyRecord(models.Model):
@@ -98,6 +98,12 @@ class WebhookEndpoint(models.Model):
     secret = models.CharField(max_length=100)
     previous_secret = models.CharField(max_length=100, blank=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # Made through an OAuth token a user granted: only that grant sees and manages it,
+    # and it is sent only what the grant may read (none of it once the grant is revoked).
+    # None: made with the organization's own credentials, sent everything it subscribes to.
+    consent = models.ForeignKey(
+        Consent, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

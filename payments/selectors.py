@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
@@ -15,7 +16,7 @@ from django.utils import timezone
 from ledger import selectors as books
 from ledger.models import Account, Transfer
 from oauth.models import APIKey, Application
-from payments.models import Event, RequestLog, WebhookDelivery
+from payments.models import Event, RequestLog, WebhookDelivery, WebhookEndpoint
 
 # Requests and deliveries ------------------------------------------------------------------
 
@@ -180,12 +181,18 @@ def sandbox_transfer_get(*, organization_id: str, transfer_id: str) -> Transfer 
 
 
 def events_visible(
-    *, organization_id: str, livemode: bool, account_ids: frozenset[str] | None
+    *,
+    organization_id: str,
+    livemode: bool,
+    account_ids: frozenset[str] | None,
+    consent_id: str | None = None,
 ) -> QuerySet[Event]:
     """The organization's events in one mode. An OAuth token reaches only the accounts
     its user shared (`account_ids`; None is every account): an event whose object names
     accounts — a transfer's — is shown only if it names one of those, as the transfer
-    itself is. Events that name no account (a webhook endpoint's) are shown."""
+    itself is; an event about a webhook endpoint only if the endpoint was made under the
+    token's grant (`consent_id`). Other events (api_request.failed) are shown.
+    `event_within_grant` is the same rule for one event."""
     events = Event.objects.filter(organization_id=organization_id, livemode=livemode)
     if account_ids is None:
         return events
@@ -196,4 +203,49 @@ def events_visible(
     names_a_shared_one = Q(data__object__source_account__in=shared) | Q(
         data__object__destination_account__in=shared
     )
-    return events.filter(~names_accounts | names_a_shared_one)
+    about_an_endpoint = Q(type__startswith=ENDPOINT_EVENT_PREFIX)
+    own = list(
+        WebhookEndpoint.objects.filter(consent_id=consent_id).values_list("id", flat=True)
+        if consent_id
+        else []
+    )
+    about_its_own = Q(data__object__id__in=own) | Q(data__webhook_endpoint__in=own)
+    return events.filter(
+        (~names_accounts & ~about_an_endpoint)
+        | (names_accounts & names_a_shared_one)
+        | (about_an_endpoint & about_its_own)
+    )
+
+
+ENDPOINT_EVENT_PREFIX = "webhook_endpoint."
+
+
+def event_within_grant(
+    event: Event, *, account_ids: Iterable[str], endpoint_ids: Iterable[str]
+) -> bool:
+    """Whether a grant sharing `account_ids`, under which `endpoint_ids` were made, may
+    read `event`: the rule of `events_visible`, for one event in hand."""
+    data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
+    found = data.get("object")
+    thing: dict[str, Any] = found if isinstance(found, dict) else {}
+    if event.type.startswith(ENDPOINT_EVENT_PREFIX):
+        return bool({thing.get("id"), data.get("webhook_endpoint")} & set(endpoint_ids))
+    named = [thing[key] for key in ("source_account", "destination_account") if key in thing]
+    return not named or bool(set(named) & set(account_ids))
+
+
+def endpoint_may_receive(endpoint: WebhookEndpoint, event: Event) -> bool:
+    """Whether `endpoint` may be sent `event`: anything, if the organization made it with
+    its own credentials; if it was made under an OAuth grant, what that grant may read
+    (and nothing once the grant is revoked). Load endpoints with their `consent`."""
+    if endpoint.consent_id is None:
+        return True
+    consent = endpoint.consent
+    if consent is None or consent.revoked_at is not None:
+        return False
+    siblings: list[str] = []
+    if event.type.startswith(ENDPOINT_EVENT_PREFIX):
+        siblings = list(
+            WebhookEndpoint.objects.filter(consent_id=consent.id).values_list("id", flat=True)
+        )
+    return event_within_grant(event, account_ids=consent.account_ids, endpoint_ids=siblings)

@@ -21,6 +21,7 @@ from payments.events import EVENT_TYPES, NewEvent, events_record
 from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from payments.nudge import nudge
 from payments.representations import webhook_endpoint_json
+from payments.selectors import endpoint_may_receive
 from payments.webhook_sender import url_check
 
 ROTATION_OVERLAP = dt.timedelta(hours=24)
@@ -61,7 +62,9 @@ def webhook_endpoint_create(
     url: str,
     enabled_events: list[str],
     description: str = "",
+    consent_id: str | None = None,
 ) -> WebhookEndpoint:
+    """`consent_id`: made through an OAuth token, under that user's grant."""
     refusal = url_refusal(url)
     if refusal:
         raise EndpointError("url", refusal)
@@ -72,6 +75,7 @@ def webhook_endpoint_create(
         enabled_events=events_check(enabled_events),
         description=description,
         secret=new_secret(),
+        consent_id=consent_id,
     )
 
 
@@ -112,21 +116,20 @@ def webhook_endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> str:
 
 
 def event_redeliver(
-    *, event: Event, endpoint: WebhookEndpoint | None = None
+    *, event: Event, endpoint: WebhookEndpoint | None = None, consent_id: str | None = None
 ) -> list[WebhookDelivery]:
     """Send an event again: to one endpoint, or to every enabled endpoint that subscribes
-    to it now. A new delivery each, with its own attempts; the old ones stay in the log."""
-    endpoints = (
-        [endpoint]
-        if endpoint is not None
-        else [
-            e
-            for e in WebhookEndpoint.objects.filter(
-                organization_id=event.organization_id, livemode=event.livemode, status="enabled"
-            )
-            if owed_to(e, event)
-        ]
-    )
+    to it now (only those made under `consent_id`, when an OAuth grant asks). A new
+    delivery each, with its own attempts; the old ones stay in the log."""
+    if endpoint is not None:
+        endpoints = [endpoint]
+    else:
+        candidates = WebhookEndpoint.objects.filter(
+            organization_id=event.organization_id, livemode=event.livemode, status="enabled"
+        ).select_related("consent")
+        if consent_id is not None:
+            candidates = candidates.filter(consent_id=consent_id)
+        endpoints = [e for e in candidates if owed_to(e, event)]
     now = timezone.now()
     owed = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(event=event, endpoint=e, next_attempt_at=now) for e in endpoints]
@@ -219,10 +222,11 @@ TEST_EVENT_TYPE = "webhook_endpoint.test"
 
 def owed_to(endpoint: WebhookEndpoint, event: Event) -> bool:
     """Whether `endpoint` is sent `event` on a replay. A test event belongs to the one
-    endpoint it was sent to, even when another one takes every type ("*")."""
+    endpoint it was sent to, even when another one takes every type ("*"); an endpoint
+    made under an OAuth grant gets only what the grant may read."""
     if event.type == TEST_EVENT_TYPE:
         return bool(event.data.get("webhook_endpoint") == endpoint.id)
-    return endpoint.subscribes_to(event.type)
+    return endpoint.subscribes_to(event.type) and endpoint_may_receive(endpoint, event)
 
 
 def webhook_endpoint_test(*, endpoint: WebhookEndpoint) -> Event:

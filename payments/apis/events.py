@@ -10,11 +10,11 @@ from rest_framework.response import Response
 
 from payments import pagination, selectors, webhooks
 from payments.apis.base import ApiView, idempotent
-from payments.apis.webhook_endpoints import WebhookDeliveryOut
+from payments.apis.webhook_endpoints import WebhookDeliveryOut, endpoints_of
 from payments.auth import Principal
 from payments.errors import ApiError, not_found
 from payments.fields import StrictCharField, StrictSerializer
-from payments.models import Event, WebhookEndpoint
+from payments.models import Event
 from payments.representations import delivery_json, event_json
 from payments.schema import ERRORS, PAGE_PARAMETERS, list_of
 
@@ -39,6 +39,7 @@ def visible_events(principal: Principal) -> QuerySet[Event]:
         organization_id=principal.organization_id,
         livemode=principal.livemode,
         account_ids=principal.account_ids,
+        consent_id=principal.consent_id,
     )
 
 
@@ -97,16 +98,23 @@ class EventRedeliverApi(ApiView):
             raise not_found("event")
         endpoint = None
         if "webhook_endpoint" in data.validated_data:
-            endpoint = WebhookEndpoint.objects.filter(
-                id=data.validated_data["webhook_endpoint"],
-                organization_id=principal.organization_id,
-                livemode=principal.livemode,
-            ).first()
+            endpoint = (
+                endpoints_of(principal).filter(id=data.validated_data["webhook_endpoint"]).first()
+            )
             if endpoint is None:
                 raise ApiError(
                     404, "not_found", "No such webhook endpoint.", param="webhook_endpoint"
                 )
-        owed = webhooks.event_redeliver(event=event, endpoint=endpoint)
+        if endpoint is not None and not selectors.endpoint_may_receive(endpoint, event):
+            raise ApiError(
+                400,
+                "validation_error",
+                "This endpoint was made under an OAuth grant that may not read this event.",
+                param="webhook_endpoint",
+            )
+        owed = webhooks.event_redeliver(
+            event=event, endpoint=endpoint, consent_id=principal.consent_id
+        )
         return Response(
             {
                 "object": "list",

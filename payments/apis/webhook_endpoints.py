@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiExample,
     extend_schema,
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 
 from payments import pagination, webhooks
 from payments.apis.base import ApiView, idempotent
+from payments.auth import Principal
 from payments.errors import ApiError, not_found
 from payments.events import EVENT_TYPES
 from payments.fields import StrictCharField, StrictSerializer
@@ -97,11 +99,19 @@ class EndpointUpdateIn(StrictSerializer):
     status = serializers.ChoiceField(choices=["enabled", "disabled"], required=False)
 
 
+def endpoints_of(principal: Principal) -> QuerySet[WebhookEndpoint]:
+    """The endpoints a credential manages: its organization's in its mode; for an OAuth
+    token a user granted, only those made under that grant."""
+    endpoints = WebhookEndpoint.objects.filter(
+        organization_id=principal.organization_id, livemode=principal.livemode
+    )
+    if principal.consent_id is not None:
+        endpoints = endpoints.filter(consent_id=principal.consent_id)
+    return endpoints
+
+
 def owned_endpoint(view: ApiView, endpoint_id: str) -> WebhookEndpoint:
-    principal = view.principal
-    endpoint = WebhookEndpoint.objects.filter(
-        id=endpoint_id, organization_id=principal.organization_id, livemode=principal.livemode
-    ).first()
+    endpoint = endpoints_of(view.principal).filter(id=endpoint_id).first()
     if endpoint is None:
         raise not_found("webhook endpoint")
     return endpoint
@@ -121,10 +131,7 @@ class WebhookEndpointListApi(ApiView):
         responses={200: list_of(WebhookEndpointOut), **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        principal = self.principal
-        query = WebhookEndpoint.objects.filter(
-            organization_id=principal.organization_id, livemode=principal.livemode
-        )
+        query = endpoints_of(self.principal)
         return Response(pagination.newest_first(request, query, render=webhook_endpoint_json))
 
     @extend_schema(
@@ -153,6 +160,7 @@ class WebhookEndpointListApi(ApiView):
             endpoint = webhooks.webhook_endpoint_create(
                 organization_id=principal.organization_id,
                 livemode=principal.livemode,
+                consent_id=principal.consent_id,
                 **data.validated_data,
             )
         except webhooks.EndpointError as error:

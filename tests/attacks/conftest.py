@@ -13,7 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ from django.test import override_settings
 
 from ledger import services as ledger
 from oauth import services as identity
-from oauth.models import Scope
+from oauth.models import Consent, Scope
 from payments import services as payments
+from payments import webhooks
 from tests.api.support import OpenApi, Party, make_party
 from tests.attacks.support import (
+    PUBLIC_URL,
     Api,
     Objects,
     SchemaChecker,
@@ -161,24 +163,48 @@ def api(openapi: OpenApi, alice: Party) -> Api:
     return Api(openapi, alice.secret)
 
 
+@dataclass(frozen=True)
+class Grant:
+    token: str
+    # `alices`, but with an endpoint made through the token: the grant's own.
+    objects: Objects
+
+
 @pytest.fixture(scope="module")
-def app_token(world: World, django_db_blocker: Any) -> str:
+def grant(world: World, django_db_blocker: Any) -> Grant:
     """An OAuth token from the real flow, for an application alice granted every scope
-    on her `alices` accounts only (built in the module's transaction, like `world`)."""
+    on her `alices` accounts only, and a webhook endpoint made under that grant (built
+    in the module's transaction, like `world`)."""
     hashers = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=hashers):
-        return oauth_token(
+        token = oauth_token(
             user=world.alice.user,
             organization=world.alice.organization,
             account_ids=[world.alices.account, world.alices.payee],
             scopes=list(Scope.values),
         )
+        consent = Consent.objects.get(user=world.alice.user, revoked_at=None)
+        endpoint = webhooks.webhook_endpoint_create(
+            organization_id=world.alice.holder,
+            livemode=False,
+            url=PUBLIC_URL,
+            enabled_events=["*"],
+            consent_id=consent.id,
+        )
+    return Grant(token, replace(world.alices, endpoint=endpoint.id))
 
 
 @pytest.fixture
-def app(openapi: OpenApi, app_token: str, db: None) -> Api:
+def app(openapi: OpenApi, grant: Grant, db: None) -> Api:
     """The application alice granted every scope on her `alices` accounts only."""
-    return Api(openapi, app_token)
+    return Api(openapi, grant.token)
+
+
+@pytest.fixture
+def granted(grant: Grant, db: None) -> Objects:
+    """What the application may name: alice's shared accounts and their transfers and
+    events, and the endpoint made under its grant (not the one alice made herself)."""
+    return grant.objects
 
 
 @pytest.fixture(scope="module")

@@ -37,11 +37,12 @@ def test_a_key_with_only_the_declared_scope_may(
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=str)
 def test_an_oauth_token_on_the_shared_accounts_may(
-    app: Api, alices: Objects, operation: Operation
+    app: Api, granted: Objects, operation: Operation
 ) -> None:
-    """The application alice granted every scope on her `alices` accounts: the attacks
-    with its token on accounts she did not share are refused for that reason alone."""
+    """The application alice granted every scope on her `alices` accounts, with the
+    endpoint made under its grant: the attacks with its token on accounts she did not
+    share, or on her own endpoints, are refused for that reason alone."""
     response = app.request(
-        operation.method, path_for(operation, alices), body_for(operation, alices).value
+        operation.method, path_for(operation, granted), body_for(operation, granted).value
     )
     assert response.status_code == operation.success, response.content[:500]
