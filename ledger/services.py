@@ -308,9 +308,10 @@ def _hold_batch_in_database(
     holder: str, livemode: bool, specs: Sequence[TransferSpec]
 ) -> list[Transfer] | None:
     """All the holds set-based in one round trip (ledger_transfer_hold_batch, migration
-    0007); None when refused, and the portable path then finds the failing item."""
+    0007); None when refused, and the portable path then finds the failing item. Holds
+    that expire also take the portable path: the function stores no expiry."""
     destination_holders = {spec.destination_holder for spec in specs}
-    if len(destination_holders) != 1:
+    if len(destination_holders) != 1 or any(spec.hold_expires_at for spec in specs):
         return None
     now = timezone.now()
     transfers = [_new_transfer(holder, livemode, spec) for spec in specs]

@@ -209,6 +209,19 @@ def test_a_batch_is_all_or_nothing() -> None:
     assert balances(alice) == (1_000, 800, 200)
 
 
+def test_a_batch_keeps_each_holds_expiry() -> None:
+    alice = open_account("USD", balance=1_000)
+    shop = open_account("USD", holder="shop")
+    expires = timezone.now() + dt.timedelta(hours=2)
+    specs = [
+        ledger.TransferSpec(alice.id, shop.id, 100, "USD", Settlement.MANUAL, hold_expires_at=when)
+        for when in (expires, None)
+    ]
+    made = ledger.transfer_batch_create(holder=HOLDER, livemode=False, specs=specs)
+    stored = [Transfer.objects.get(id=t.id).hold_expires_at for t in made]
+    assert stored == [expires, None]
+
+
 def test_a_client_reference_makes_a_transfer_once() -> None:
     alice = open_account("USD", balance=1_000)
     shop = open_account("USD", holder="shop")
