@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from celery import shared_task
 from django.utils import timezone
 
 from payments import delivery, events, idempotency, requestlog, services
-from payments.nudge import nudge_taken
+from payments.nudge import nudge, nudge_taken
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,27 @@ def purge_old_records() -> None:
         )
 
 
+# How long one deliver_webhooks run keeps claiming batches. A backlog is then handed to
+# a new run queued behind whatever waits (settlement, the request log's flush), so the
+# worker's other tasks are never held up for long.
+DELIVERY_RUN_SECONDS = 2.0
+
+
 @shared_task(ignore_result=True)
 def deliver_webhooks() -> int:
-    """Send due webhook deliveries until none is due (bounded per run)."""
-    nudge_taken("payments.tasks.deliver_webhooks")
+    """Send due webhook deliveries until none is due, or for DELIVERY_RUN_SECONDS."""
+    nudge_taken(DELIVER_WEBHOOKS)
+    deadline = time.monotonic() + DELIVERY_RUN_SECONDS
     sent = 0
-    for _ in range(20):
-        tried = delivery.deliveries_run()
+    while tried := delivery.deliveries_run():
         sent += tried
-        if not tried:
+        if time.monotonic() > deadline:
+            nudge(DELIVER_WEBHOOKS)
             break
     return sent
+
+
+DELIVER_WEBHOOKS = "payments.tasks.deliver_webhooks"
 
 
 # How far back each run of report_api_failures looks, so that a run lost to a dead

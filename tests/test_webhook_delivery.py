@@ -394,3 +394,24 @@ def test_a_batch_sent_by_many_senders_is_recorded_once_each(
     assert WebhookAttempt.objects.get(status_code=500).delivery == retried
     for endpoint in endpoints:
         assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 10
+
+
+def test_a_backlog_is_handed_on_to_a_new_run_after_the_runs_time(
+    receiver: Receiver, organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run sends a batch, then queues the rest behind the worker's other tasks."""
+    from payments import delivery, tasks
+
+    monkeypatch.setattr(tasks, "DELIVERY_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(delivery, "deliveries_run", lambda: deliveries_run(limit=2, concurrency=1))
+    queued: list[str] = []
+    monkeypatch.setattr(tasks, "nudge", queued.append)
+    subscribe(organization, receiver.url)
+    for _ in range(3):
+        make_transfer(organization)
+    assert tasks.deliver_webhooks() == 2
+    assert queued == ["payments.tasks.deliver_webhooks"]
+    assert WebhookDelivery.objects.filter(status="pending").count() == 1
+    monkeypatch.setattr(tasks, "DELIVERY_RUN_SECONDS", 60.0)
+    assert tasks.deliver_webhooks() == 1
+    assert queued == ["payments.tasks.deliver_webhooks"], "nothing left to hand on"
