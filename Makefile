@@ -35,10 +35,10 @@ screenshots: $(STAMP)
 # The portal's Simplified Chinese catalogue: extract (then translate the new entries in
 # locale/zh_Hans/LC_MESSAGES/django.po), and compile. Needs GNU gettext.
 messages: $(STAMP)
-	$(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=var \
+	$(PY) manage.py makemessages -l zh_Hans --no-obsolete --ignore=.venv --ignore=.venv-bench --ignore=var \
 		--ignore=tools --ignore=bench --ignore=tests --ignore=docs --ignore='templates/admin/*' \
 		--ignore='*/admin.py' --ignore='*/admin_*.py'
-	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv --ignore=.venv-bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

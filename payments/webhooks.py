@@ -287,6 +287,7 @@ def webhook_endpoints_overview(*, organization_id: str) -> list[EndpointOverview
     newest_delivery = WebhookDelivery.objects.filter(endpoint=OuterRef("pk")).order_by("-id")
     endpoints = list(
         WebhookEndpoint.objects.filter(organization_id=organization_id)
+        .select_related("consent__application")
         .annotate(last_delivery_id=Subquery(newest_delivery.values("id")[:1]))
         .order_by("-id")
     )

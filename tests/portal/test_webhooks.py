@@ -31,7 +31,7 @@ from payments import services as payments
 from payments import webhooks
 from payments.delivery import deliveries_run
 from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from tests.factories import PASSWORD, add_member, make_user
+from tests.factories import PASSWORD, add_member, make_organization, make_user
 from tests.portal.conftest import Cast, client_for, post
 
 pytestmark = pytest.mark.django_db
@@ -838,3 +838,36 @@ def test_redelivering_a_test_event_to_every_subscriber_reaches_only_its_endpoint
     owed = webhooks.event_redeliver(event=alices.delivery.event)
 
     assert [delivery.endpoint_id for delivery in owed] == [alices.endpoint.id]
+
+
+def test_an_endpoint_an_application_made_says_so(cast: Cast) -> None:
+    from oauth import services as identity
+    from oauth.models import Consent
+
+    vendor = make_organization("Vendor Inc", owner=make_user("vendor"))
+    issued = identity.application_create(
+        organization=vendor, name="Budget Buddy", redirect_uris=["https://buddy.example/cb"]
+    )
+    consent = Consent.objects.create(
+        user=cast.alice,
+        application=issued.application,
+        organization=cast.alice_org,
+        scopes=["webhooks:manage"],
+    )
+    made = webhooks.webhook_endpoint_create(
+        organization_id=cast.alice_org.id,
+        livemode=False,
+        url="https://buddy.example/hooks",
+        enabled_events=["*"],
+        consent_id=consent.id,
+    )
+    own = add_endpoint(cast.alice_org)
+    client = client_for(cast.alice)
+    listing = page(client, reverse("webhooks"))
+    assert listing.count("Made by Budget Buddy") == 1
+    assert "Budget Buddy registered this endpoint with the access alice granted it" in page(
+        client, reverse("webhook", args=[made.id])
+    )
+    assert "Budget Buddy" not in page(client, reverse("webhook", args=[own.id]))
+    chinese = client.get(reverse("webhooks"), headers={"accept-language": "zh-hans"})
+    assert "由 Budget Buddy 创建" in chinese.content.decode()
