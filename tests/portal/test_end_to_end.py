@@ -241,7 +241,11 @@ def test_from_sign_up_to_a_verified_webhook(
     secret = page.locator("#webhook-secret").inner_text().strip()
     assert secret.startswith("whsec_")
     shot("06-endpoint-created")
+    endpoint_page = page.url
     page.get_by_role("button", name="Send test event").click()
+    # The form's POST redirects back here with a message; wait for that page to land so
+    # that nothing below navigates while the browser is still in the middle of it.
+    expect(page.get_by_text(re.compile(r"Test event \S+ sent"))).to_be_visible()
     eventually(lambda: bool(receiver.received), what="the test event")
     headers, body = receiver.received[0]
     event = Webhook(secret).verify(body, headers)
@@ -249,7 +253,7 @@ def test_from_sign_up_to_a_verified_webhook(
     first_webhook = time.monotonic() - started
 
     def delivered() -> bool:
-        page.reload()
+        page.goto(endpoint_page)
         return page.get_by_text("200").count() > 0
 
     eventually(delivered, what="the delivery on the endpoint's page")
