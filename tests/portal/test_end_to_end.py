@@ -275,6 +275,7 @@ def test_from_sign_up_to_a_verified_webhook(
     row = page.get_by_role("row").filter(has_text=key[-4:]).first
     row.get_by_role("link", name="Revoke").click()
     page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text("It is refused from now on.")).to_be_visible()
     shot("09-key-revoked")
     refused = api(stack, key, "/v1/accounts")
     assert refused.status_code == 401
