@@ -403,17 +403,24 @@ def check_api_failure_reports(
     verdict: Verdict,
 ) -> None:
     """Each of `minutes` (complete, and past the time its report was due) has one
-    api_request.failed event per organization, mode and error code that failed in it,
-    counting at most the failures its request log holds; no minute is reported twice."""
-    reported: Counter[tuple[str, bool, str, str]] = Counter()
-    counts: dict[tuple[str, bool, str, str], int] = {}
+    api_request.failed event per organization, mode, application and error code that
+    failed in it, counting at most the failures its request log holds; no minute is
+    reported twice."""
+    reported: Counter[tuple[str, bool, str, str, str]] = Counter()
+    counts: dict[tuple[str, bool, str, str, str], int] = {}
     for organization, livemode, data in conn.execute(
         "SELECT organization_id, livemode, data FROM payments_event "
         "WHERE organization_id = ANY(%s) AND type = 'api_request.failed'",
         [organizations],
     ):
         obj = data.get("object") or {}
-        group = (organization, livemode, str(obj.get("minute")), str(obj.get("error_code")))
+        group = (
+            organization,
+            livemode,
+            str(obj.get("minute")),
+            obj.get("application") or "",
+            str(obj.get("error_code")),
+        )
         reported[group] += 1
         counts[group] = int(obj.get("count") or 0)
     for group, times in reported.items():
@@ -421,13 +428,14 @@ def check_api_failure_reports(
             verdict.fail(f"api_request.failed reported {times} times for {group}")
     for minute in minutes:
         stamp = minute.isoformat().replace("+00:00", "Z")
-        for organization, livemode, code, failures in conn.execute(
-            "SELECT organization_id, livemode, error_code, COUNT(*) FROM payments_requestlog "
-            "WHERE organization_id = ANY(%s) AND status >= 400 AND created_at >= %s "
-            "AND created_at < %s GROUP BY organization_id, livemode, error_code",
+        for organization, livemode, application, code, failures in conn.execute(
+            "SELECT organization_id, livemode, application_id, error_code, COUNT(*) "
+            "FROM payments_requestlog WHERE organization_id = ANY(%s) AND status >= 400 "
+            "AND created_at >= %s AND created_at < %s "
+            "GROUP BY organization_id, livemode, application_id, error_code",
             [organizations, minute, minute + dt.timedelta(minutes=1)],
         ):
-            group = (organization, livemode, stamp, code or "unknown")
+            group = (organization, livemode, stamp, application, code or "unknown")
             if group not in reported:
                 verdict.fail(f"{failures} failed requests of {stamp} were never reported: {group}")
             elif not 1 <= counts[group] <= failures:

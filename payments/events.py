@@ -111,9 +111,11 @@ def _endpoints(scopes: set[tuple[str, bool]]) -> dict[tuple[str, bool], list[Web
 
 
 def api_failures_report(*, minute: dt.datetime) -> list[Event]:
-    """One `api_request.failed` event per organization, mode and error code for the
-    minute starting at `minute`, carrying how many failed requests it stands for: a
-    client failing a thousand times a minute sends its endpoint one event, not a flood.
+    """One `api_request.failed` event per organization, mode, application and error code
+    for the minute starting at `minute`, carrying how many failed requests it stands for:
+    a client failing a thousand times a minute sends its endpoint one event, not a flood.
+    The application (null for a key of no application) is what an OAuth grant's view of
+    these events is keyed on: a third party hears of its own failures only.
 
     Each is written once, however many workers run this and however often: what the
     minute already reported is read back from the events themselves, in the transaction
@@ -127,7 +129,12 @@ def api_failures_report(*, minute: dt.datetime) -> list[Event]:
         reported = set(
             Event.objects.filter(
                 type="api_request.failed", created_at__gte=minute, data__object__minute=stamp
-            ).values_list("organization_id", "livemode", "data__object__error_code")
+            ).values_list(
+                "organization_id",
+                "livemode",
+                "data__object__application",
+                "data__object__error_code",
+            )
         )
         groups = (
             RequestLog.objects.filter(
@@ -135,9 +142,9 @@ def api_failures_report(*, minute: dt.datetime) -> list[Event]:
                 created_at__lt=minute + dt.timedelta(minutes=1),
                 status__gte=400,
             )
-            .values("organization_id", "livemode", "error_code")
+            .values("organization_id", "livemode", "application_id", "error_code")
             .annotate(count=Count("id"), example=Max("id"), status=Max("status"))
-            .order_by("organization_id", "livemode", "error_code")
+            .order_by("organization_id", "livemode", "application_id", "error_code")
         )
         return events_record(
             [
@@ -147,6 +154,7 @@ def api_failures_report(*, minute: dt.datetime) -> list[Event]:
                     type="api_request.failed",
                     object={
                         "object": "api_request_failures",
+                        "application": group["application_id"] or None,
                         "error_code": group["error_code"] or "unknown",
                         "status": group["status"],
                         "count": group["count"],
@@ -155,7 +163,12 @@ def api_failures_report(*, minute: dt.datetime) -> list[Event]:
                     },
                 )
                 for group in groups
-                if (group["organization_id"], group["livemode"], group["error_code"] or "unknown")
+                if (
+                    group["organization_id"],
+                    group["livemode"],
+                    group["application_id"] or None,
+                    group["error_code"] or "unknown",
+                )
                 not in reported
             ]
         )

@@ -186,13 +186,15 @@ def events_visible(
     livemode: bool,
     account_ids: frozenset[str] | None,
     consent_id: str | None = None,
+    application_id: str | None = None,
 ) -> QuerySet[Event]:
     """The organization's events in one mode. An OAuth token reaches only the accounts
     its user shared (`account_ids`; None is every account): an event whose object names
     accounts — a transfer's — is shown only if it names one of those, as the transfer
     itself is; an event about a webhook endpoint only if the endpoint was made under the
-    token's grant (`consent_id`). Other events (api_request.failed) are shown.
-    `event_within_grant` is the same rule for one event."""
+    token's grant (`consent_id`); an api_request.failed only if it counts the calls of
+    the token's own application (`application_id`). `event_within_grant` is the same rule
+    for one event."""
     events = Event.objects.filter(organization_id=organization_id, livemode=livemode)
     if account_ids is None:
         return events
@@ -210,24 +212,31 @@ def events_visible(
         else []
     )
     about_its_own = Q(data__object__id__in=own) | Q(data__webhook_endpoint__in=own)
+    about_failures = Q(type=FAILURES_EVENT)
+    its_failures = Q(data__object__application=application_id) if application_id else Q(pk=None)
     return events.filter(
-        (~names_accounts & ~about_an_endpoint)
+        (~names_accounts & ~about_an_endpoint & ~about_failures)
         | (names_accounts & names_a_shared_one)
         | (about_an_endpoint & about_its_own)
+        | (about_failures & its_failures)
     )
 
 
 ENDPOINT_EVENT_PREFIX = "webhook_endpoint."
+FAILURES_EVENT = "api_request.failed"
 
 
 def event_within_grant(
-    event: Event, *, account_ids: Iterable[str], endpoint_ids: Iterable[str]
+    event: Event, *, account_ids: Iterable[str], endpoint_ids: Iterable[str], application_id: str
 ) -> bool:
-    """Whether a grant sharing `account_ids`, under which `endpoint_ids` were made, may
-    read `event`: the rule of `events_visible`, for one event in hand."""
+    """Whether a grant to `application_id` sharing `account_ids`, under which
+    `endpoint_ids` were made, may read `event`: the rule of `events_visible`, for one
+    event in hand."""
     data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
     found = data.get("object")
     thing: dict[str, Any] = found if isinstance(found, dict) else {}
+    if event.type == FAILURES_EVENT:
+        return thing.get("application") == application_id
     if event.type.startswith(ENDPOINT_EVENT_PREFIX):
         return bool({thing.get("id"), data.get("webhook_endpoint")} & set(endpoint_ids))
     named = [thing[key] for key in ("source_account", "destination_account") if key in thing]
@@ -248,4 +257,9 @@ def endpoint_may_receive(endpoint: WebhookEndpoint, event: Event) -> bool:
         siblings = list(
             WebhookEndpoint.objects.filter(consent_id=consent.id).values_list("id", flat=True)
         )
-    return event_within_grant(event, account_ids=consent.account_ids, endpoint_ids=siblings)
+    return event_within_grant(
+        event,
+        account_ids=consent.account_ids,
+        endpoint_ids=siblings,
+        application_id=consent.application_id,
+    )

@@ -40,6 +40,7 @@ def visible_events(principal: Principal) -> QuerySet[Event]:
         livemode=principal.livemode,
         account_ids=principal.account_ids,
         consent_id=principal.consent_id,
+        application_id=principal.application_id,
     )
 
 

@@ -156,3 +156,60 @@ def test_a_revoked_grants_endpoints_are_sent_nothing(alice: Party, token: str) -
     transfer(alice, alice.usd.id, alice.payee.id)
     assert WebhookDelivery.objects.filter(endpoint_id=apps_id).count() == 1
     assert call(token, "get", "/v1/webhook_endpoints").status_code == 401
+
+
+def test_a_grant_hears_only_of_its_own_applications_failed_calls(alice: Party, token: str) -> None:
+    from payments.events import api_failures_report
+    from payments.models import RequestLog
+
+    apps_id = call(
+        token, "post", "/v1/webhook_endpoints", {"url": URL, "enabled_events": ["*"]}
+    ).json()["id"]
+    own = webhooks.webhook_endpoint_create(
+        organization_id=alice.holder, livemode=False, url=URL, enabled_events=["*"]
+    )
+    application = Consent.objects.get(user=alice.user, revoked_at=None).application_id
+    minute = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
+    # Two failed calls by the application, one by a key of no application.
+    for index, by in enumerate([application, application, ""]):
+        RequestLog.objects.create(
+            id=f"req_{index}",
+            organization=alice.organization,
+            livemode=False,
+            application_id=by,
+            credential_id="cred_x",
+            method="POST",
+            path="/v1/transfers",
+            status=402,
+            error_code="insufficient_funds",
+            latency_ms=1.0,
+            created_at=minute + dt.timedelta(seconds=index),
+        )
+    events = api_failures_report(minute=minute)
+    assert {e.data["object"]["application"]: e.data["object"]["count"] for e in events} == {
+        application: 2,
+        None: 1,
+    }
+    assert api_failures_report(minute=minute) == [], "each group is reported once"
+
+    def failures(credential: str) -> list[Any]:
+        listed = call(credential, "get", "/v1/events").json()["data"]
+        return sorted(
+            (e["data"]["object"]["application"] or "", e["data"]["object"]["count"])
+            for e in listed
+            if e["type"] == "api_request.failed"
+        )
+
+    assert failures(token) == [(application, 2)]
+    assert failures(alice.secret) == [("", 1), (application, 2)]
+    theirs = next(e for e in events if e.data["object"]["application"] is None)
+    assert call(token, "get", f"/v1/events/{theirs.id}").status_code == 404
+
+    def sent(endpoint_id: str) -> list[Any]:
+        return sorted(
+            d.event.data["object"]["application"] or ""
+            for d in WebhookDelivery.objects.filter(endpoint_id=endpoint_id).select_related("event")
+        )
+
+    assert sent(apps_id) == [application]
+    assert sent(own.id) == ["", application]
