@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import django_stubs_ext
+from kombu import Queue
 
 from config.env import (
     env_bool,
@@ -175,6 +176,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# The request log's flush has a queue of its own, which every worker also consumes
+# (kombu takes from its queues in turn): a backlog of settlement and delivery runs on
+# the default queue cannot hold the flush up, so the lines waiting in Redis stay few.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", routing_key="celery"),
+    Queue("requestlog", routing_key="requestlog"),
+)
+CELERY_TASK_ROUTES = {"payments.tasks.flush_request_log": {"queue": "requestlog"}}
 # The settlement sweep also runs right after a transfer is created (queued on commit);
 # this schedule is the safety net that catches anything a lost message left behind.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
@@ -200,7 +210,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "flush-request-log": {
         "task": "payments.tasks.flush_request_log",
-        "schedule": 2.0,
+        "schedule": 1.0,
         "options": {"expires": 10},
     },
     "purge-old-records": {

@@ -445,7 +445,7 @@ def check_api_failure_reports(
     verdict.figures["api_failure_minutes_checked"] = len(minutes)
 
 
-# A line waits in Redis until a flush moves it (every 2 s, later when the worker is
+# A line waits in Redis until a flush moves it (every second, later when the worker is
 # busy or down): a Redis shut down within this long after a request may take its line.
 BUFFERED_FOR = 60.0
 

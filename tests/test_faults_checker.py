@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 
 from faults.checker import TransferRow, Verdict, _check_made, _check_replay, possible_finals
 from faults.client import Request
-from faults.receiver import Receiver
+from faults.receiver import FAILURES_IN_A_ROW, Receiver
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a test-only secret
 
@@ -193,3 +193,18 @@ def _datetime(seconds: int) -> Any:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def test_the_receiver_fails_one_event_three_times_in_a_row_at_most() -> None:
+    receiver = Receiver(failure_rate=1.0, seed=1)
+    receiver.register("org_1", SECRET)
+    body = json.dumps({"id": "evt_1", "type": "transfer.created", "data": {"object": {}}})
+    now = int(time.time())
+    headers = {
+        "webhook-id": "evt_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": Webhook(SECRET).sign("evt_1", _datetime(now), body),
+    }
+    answers = [receiver.handle("/hooks/org_1", headers, body.encode()) for _ in range(5)]
+    assert answers == [500] * FAILURES_IN_A_ROW + [204, 204]
+    assert receiver.acknowledged == {"evt_1"}

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+import time
 
 import pytest
 from django.test import Client
@@ -14,6 +17,7 @@ from payments.idempotency import idempotency_records_purge
 from payments.models import IdempotencyRecord, RequestLog
 from payments.requestlog import request_log_flush, request_log_purge
 from tests.factories import make_organization
+from tests.live import ROOT, child_env
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +89,50 @@ def test_logs_older_than_30_days_and_keys_older_than_a_day_are_purged() -> None:
     assert idempotency_records_purge(now=now) == 1
     assert list(RequestLog.objects.values_list("id", flat=True)) == ["req_29"]
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_worker_started_plainly_flushes_from_the_request_logs_own_queue() -> None:
+    """The flush is routed to the `requestlog` queue (settlement and delivery backlogs on
+    the default queue cannot hold it up); a worker started with no -Q consumes it."""
+    from payments.requestlog import request_log_record
+    from payments.tasks import flush_request_log
+
+    route = flush_request_log.app.amqp.router.route({}, flush_request_log.name)
+    assert route["queue"].name == "requestlog"
+    organization = make_organization()
+    request_log_record(
+        {
+            "id": "req_worker",
+            "organization_id": organization.id,
+            "livemode": False,
+            "application_id": "",
+            "credential_id": "key_x",
+            "method": "GET",
+            "path": "/v1/accounts",
+            "status": 200,
+            "error_code": "",
+            "latency_ms": 1.0,
+            "created_at": timezone.now().isoformat(),
+        }
+    )
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"),
+            *("--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"),
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=child_env(),
+    )
+    try:
+        deadline = time.monotonic() + 45
+        while not RequestLog.objects.filter(id="req_worker").exists():
+            assert time.monotonic() < deadline, "no worker took the flush from its queue"
+            flush_request_log.delay()
+            time.sleep(1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
