@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import django_stubs_ext
-from kombu import Queue
 
 from config.env import (
     env_bool,
@@ -180,10 +179,7 @@ CELERY_TIMEZONE = "UTC"
 # (kombu takes from its queues in turn): a backlog of settlement and delivery runs on
 # the default queue cannot hold the flush up, so the lines waiting in Redis stay few.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (
-    Queue("celery", routing_key="celery"),
-    Queue("requestlog", routing_key="requestlog"),
-)
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"celery": {}, "requestlog": {}}  # key = name
 CELERY_TASK_ROUTES = {"payments.tasks.flush_request_log": {"queue": "requestlog"}}
 # The settlement sweep also runs right after a transfer is created (queued on commit);
 # this schedule is the safety net that catches anything a lost message left behind.
