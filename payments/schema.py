@@ -94,6 +94,12 @@ ERRORS: dict[Any, OpenApiResponse] = {
     (413, PROBLEM_JSON): _problem(
         "Request too large", 413, "request_too_large", "The request body is too large."
     ),
+    (414, PROBLEM_JSON): _problem(
+        "Request-URI Too Long",
+        414,
+        "request_line_too_long",
+        "The request line is over 4,094 bytes; send long data in the body.",
+    ),
     (415, PROBLEM_JSON): _problem(
         "Unsupported media type",
         415,

@@ -28,7 +28,6 @@ import threading
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import schemathesis
 from hypothesis import strategies as st
@@ -108,20 +107,6 @@ def other_tenant_ids_never_shown(ctx: Any, response: Any, case: Any) -> bool | N
     if shown:
         raise AssertionError(f"another organization's account ids in the answer: {shown}")
     return None
-
-
-# Requests the API is meant to see ------------------------------------------------------
-
-# gunicorn refuses a request line over 4094 bytes with its own HTML 414 before the API
-# sees it (docs/reliability.md#known-gaps): such cases test gunicorn, not the API.
-MAX_REQUEST_LINE = 4000
-
-
-@schemathesis.hook
-def filter_case(context: Any, case: Any) -> bool:
-    query = urlencode({k: v for k, v in (case.query or {}).items() if v is not None}, doseq=True)
-    path = quote(case.formatted_path, safe="/")
-    return len(path) + len(query) < MAX_REQUEST_LINE
 
 
 _KEYS = itertools.count()
