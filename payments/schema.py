@@ -370,6 +370,11 @@ class OpenPayAutoSchema(AutoSchema):  # type: ignore[misc]
             return None
         for status, links in LINKS.get(operation["operationId"], {}).items():
             operation["responses"][status]["links"] = links
+        # gunicorn refuses an over-long request line itself, before the rate limiter
+        # counts the request: that answer has a Request-Id but no rate-limit headers.
+        too_long = operation["responses"].get("414", {})
+        for name in [name for name in too_long.get("headers", {}) if name.startswith("RateLimit")]:
+            del too_long["headers"][name]
         return operation
 
 
