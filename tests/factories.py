@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+
+from django.utils import timezone
 
 from oauth import services as identity
 from oauth.models import Organization, Role, User
@@ -24,6 +27,46 @@ def make_organization(name: str = "Alice Ltd", owner: User | None = None) -> Org
 
 def add_member(organization: Organization, user: User, role: Role) -> None:
     identity.membership_set(organization=organization, user=user, role=role)
+
+
+def log_request(
+    organization: Organization,
+    *,
+    path: str = "/v1/accounts",
+    method: str = "GET",
+    status: int = 200,
+    error_code: str = "",
+    ago: dt.timedelta = dt.timedelta(minutes=1),
+    at: dt.datetime | None = None,
+    livemode: bool = False,
+    credential_id: str = "key_unknown",
+    application_id: str = "",
+    flush: bool = True,
+) -> str:
+    """One request in the log (at `at`, else `ago` before now), written the way the API
+    writes it: through the buffer when there is Redis, then flushed unless `flush` is
+    False. Returns its request id."""
+    from payments.requestlog import request_log_flush, request_log_record
+
+    request_id = f"req_test{next(_counter):020d}"
+    request_log_record(
+        {
+            "id": request_id,
+            "organization_id": organization.id,
+            "livemode": livemode,
+            "application_id": application_id,
+            "credential_id": credential_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "error_code": error_code,
+            "latency_ms": 12.5,
+            "created_at": (at or timezone.now() - ago).isoformat(),
+        }
+    )
+    if flush:
+        request_log_flush()
+    return request_id
 
 
 # Ledger -------------------------------------------------------------------------------

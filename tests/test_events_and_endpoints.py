@@ -18,7 +18,7 @@ from oauth.models import Organization, Scope
 from payments import services as payments
 from payments import webhooks
 from payments.models import Event, WebhookDelivery, WebhookEndpoint
-from tests.factories import make_organization
+from tests.factories import log_request, make_organization
 
 pytestmark = pytest.mark.django_db
 
@@ -257,23 +257,12 @@ def test_failed_api_requests_are_reported_once_a_minute_with_their_count(
     alice: Caller,
 ) -> None:
     from payments.events import api_failures_report
-    from payments.models import RequestLog
 
     minute = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
     failures = [("insufficient_funds", 402)] * 3 + [("not_found", 404), ("", 200)]
     for index, (code, status) in enumerate(failures):
-        RequestLog.objects.create(
-            id=f"req_{index}",
-            organization=alice.organization,
-            livemode=False,
-            credential_id="key_x",
-            method="POST",
-            path="/v1/transfers",
-            status=status,
-            error_code=code,
-            latency_ms=1.0,
-            created_at=minute + dt.timedelta(seconds=index),
-        )
+        at = minute + dt.timedelta(seconds=index)
+        log_request(alice.organization, status=status, error_code=code, at=at)
     events = api_failures_report(minute=minute)
     reported = {e.data["object"]["error_code"]: e.data["object"]["count"] for e in events}
     assert reported == {"insufficient_funds": 3, "not_found": 1}

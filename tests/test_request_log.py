@@ -16,7 +16,7 @@ from oauth import services as identity
 from payments.idempotency import idempotency_records_purge
 from payments.models import IdempotencyRecord, RequestLog
 from payments.requestlog import request_log_flush, request_log_purge
-from tests.factories import make_organization
+from tests.factories import log_request, make_organization
 from tests.live import ROOT, child_env
 
 pytestmark = pytest.mark.django_db
@@ -54,18 +54,7 @@ def test_requests_without_a_valid_credential_belong_to_no_log(client: Client) ->
 def test_logs_older_than_30_days_and_keys_older_than_a_day_are_purged() -> None:
     organization = make_organization()
     now = timezone.now()
-    for age in (dt.timedelta(days=31), dt.timedelta(days=29)):
-        RequestLog.objects.create(
-            id=f"req_{age.days}",
-            organization=organization,
-            livemode=False,
-            credential_id="key_x",
-            method="GET",
-            path="/v1/accounts",
-            status=200,
-            latency_ms=1.0,
-            created_at=now - age,
-        )
+    _, kept = (log_request(organization, at=now - dt.timedelta(days=days)) for days in (31, 29))
     old = IdempotencyRecord.objects.create(
         organization=organization,
         livemode=False,
@@ -87,7 +76,7 @@ def test_logs_older_than_30_days_and_keys_older_than_a_day_are_purged() -> None:
     )
     assert request_log_purge(now=now) == 1
     assert idempotency_records_purge(now=now) == 1
-    assert list(RequestLog.objects.values_list("id", flat=True)) == ["req_29"]
+    assert list(RequestLog.objects.values_list("id", flat=True)) == [kept]
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
 
@@ -97,27 +86,12 @@ def test_logs_older_than_30_days_and_keys_older_than_a_day_are_purged() -> None:
 def test_a_worker_started_plainly_flushes_from_the_request_logs_own_queue() -> None:
     """The flush is routed to the `requestlog` queue (settlement and delivery backlogs on
     the default queue cannot hold it up); a worker started with no -Q consumes it."""
-    from payments.requestlog import request_log_record
     from payments.tasks import flush_request_log
 
     route = flush_request_log.app.amqp.router.route({}, flush_request_log.name)
     assert route["queue"].name == "requestlog"
     organization = make_organization()
-    request_log_record(
-        {
-            "id": "req_worker",
-            "organization_id": organization.id,
-            "livemode": False,
-            "application_id": "",
-            "credential_id": "key_x",
-            "method": "GET",
-            "path": "/v1/accounts",
-            "status": 200,
-            "error_code": "",
-            "latency_ms": 1.0,
-            "created_at": timezone.now().isoformat(),
-        }
-    )
+    request_id = log_request(organization, flush=False)
     worker = subprocess.Popen(
         [
             *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"),
@@ -129,7 +103,7 @@ def test_a_worker_started_plainly_flushes_from_the_request_logs_own_queue() -> N
     )
     try:
         deadline = time.monotonic() + 45
-        while not RequestLog.objects.filter(id="req_worker").exists():
+        while not RequestLog.objects.filter(id=request_id).exists():
             assert time.monotonic() < deadline, "no worker took the flush from its queue"
             flush_request_log.delay()
             time.sleep(1)

@@ -22,6 +22,7 @@ from payments import webhooks
 from payments.models import Event, WebhookDelivery, WebhookEndpoint
 from tests.api.support import Party
 from tests.attacks.support import oauth_token
+from tests.factories import log_request
 
 pytestmark = pytest.mark.django_db
 URL = "https://hooks.example.com/app"
@@ -160,7 +161,6 @@ def test_a_revoked_grants_endpoints_are_sent_nothing(alice: Party, token: str) -
 
 def test_a_grant_hears_only_of_its_own_applications_failed_calls(alice: Party, token: str) -> None:
     from payments.events import api_failures_report
-    from payments.models import RequestLog
 
     apps_id = call(
         token, "post", "/v1/webhook_endpoints", {"url": URL, "enabled_events": ["*"]}
@@ -172,18 +172,13 @@ def test_a_grant_hears_only_of_its_own_applications_failed_calls(alice: Party, t
     minute = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=5)
     # Two failed calls by the application, one by a key of no application.
     for index, by in enumerate([application, application, ""]):
-        RequestLog.objects.create(
-            id=f"req_{index}",
-            organization=alice.organization,
-            livemode=False,
-            application_id=by,
-            credential_id="cred_x",
-            method="POST",
-            path="/v1/transfers",
+        at = minute + dt.timedelta(seconds=index)
+        log_request(
+            alice.organization,
             status=402,
             error_code="insufficient_funds",
-            latency_ms=1.0,
-            created_at=minute + dt.timedelta(seconds=index),
+            at=at,
+            application_id=by,
         )
     events = api_failures_report(minute=minute)
     assert {e.data["object"]["application"]: e.data["object"]["count"] for e in events} == {

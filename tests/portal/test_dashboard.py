@@ -25,9 +25,8 @@ from payments import selectors as payments_read
 from payments import services as payments
 from payments import webhooks
 from payments.models import Event
-from tests.factories import make_user
+from tests.factories import log_request, make_user
 from tests.portal.conftest import Cast, client_for, post
-from tests.portal.test_requests import log_request
 
 
 def accounts_of(organization_id: str) -> list[Any]:

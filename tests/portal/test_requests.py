@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from itertools import count
 from typing import Any
 
 import pytest
@@ -15,47 +14,9 @@ from django.test import Client
 from django.utils import timezone
 
 from oauth import services as identity
-from oauth.models import Organization
-from payments.models import RequestLog
-from payments.requestlog import request_log_flush, request_log_record
-from tests.factories import make_user
+from payments.requestlog import request_log_flush
+from tests.factories import log_request, make_user
 from tests.portal.conftest import Cast, client_for, post
-
-_ids = count()
-
-
-def log_request(
-    organization: Organization,
-    *,
-    path: str = "/v1/accounts",
-    method: str = "GET",
-    status: int = 200,
-    error_code: str = "",
-    ago: dt.timedelta = dt.timedelta(minutes=1),
-    livemode: bool = False,
-    credential_id: str = "key_unknown",
-    application_id: str = "",
-) -> str:
-    """One request in the log, written the way the API writes it (through the buffer
-    when there is Redis, then flushed)."""
-    request_id = f"req_test{next(_ids):020d}"
-    request_log_record(
-        {
-            "id": request_id,
-            "organization_id": organization.id,
-            "livemode": livemode,
-            "application_id": application_id,
-            "credential_id": credential_id,
-            "method": method,
-            "path": path,
-            "status": status,
-            "error_code": error_code,
-            "latency_ms": 12.5,
-            "created_at": (timezone.now() - ago).isoformat(),
-        }
-    )
-    request_log_flush()
-    return request_id
 
 
 def shown_ids(response: Any) -> list[str]:
@@ -246,25 +207,13 @@ def test_requests_logged_since_a_page_was_read_do_not_shift_the_next_page(cast: 
 
 def test_rows_with_the_same_time_are_neither_skipped_nor_repeated(cast: Cast) -> None:
     moment = timezone.now() - dt.timedelta(minutes=3)
-    RequestLog.objects.bulk_create(
-        RequestLog(
-            id=f"req_same{i:03d}",
-            organization=cast.alice_org,
-            livemode=False,
-            credential_id="key_x",
-            method="GET",
-            path="/v1/accounts",
-            status=200,
-            latency_ms=1.0,
-            created_at=moment,
-        )
-        for i in range(55)
-    )
+    made = [log_request(cast.alice_org, at=moment, flush=False) for _ in range(55)]
+    request_log_flush()
     client = client_for(cast.alice)
     first = client.get("/requests/")
     second = client.get(f"/requests/?cursor={first.context['next_cursor']}")
     seen = shown_ids(first) + shown_ids(second)
-    assert sorted(seen) == sorted(f"req_same{i:03d}" for i in range(55))
+    assert sorted(seen) == sorted(made)
     assert len(set(seen)) == 55
 
 
