@@ -117,7 +117,7 @@ postman: $(STAMP) $(POSTMAN)/node_modules/.installed
 
 ## Run the collection with newman against a live server started here (CI runs this).
 newman: postman
-	$(PY) $(POSTMAN)/run_newman.py $(POSTMAN_COLLECTION)
+	$(PY) -m tools.postman.run_newman $(POSTMAN_COLLECTION)
 
 # Fuzzing: Schemathesis against the OpenAPI schema of a live gunicorn on a fresh database
 # (PostgreSQL when DATABASE_URL is set, else SQLite under var/fuzz/), every operation and

@@ -114,13 +114,6 @@ def _stop(running: Child, within: float) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now (the process given it binds it next)."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 def answers(port: int) -> bool:
     """Something accepts connections on the loopback port."""
     try:

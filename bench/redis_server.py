@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import redis
 
-from bench.processes import HOST, child, free_port
+from bench.processes import HOST, child
+from tools.live_server import free_port
 
 # No snapshots, no append-only file, the log to standard output (kept by the runner).
 _NOTHING_KEPT = ("--save", "", "--appendonly", "no", "--logfile", "")

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from bench.processes import HOST, child, free_port
+from bench.processes import HOST, child
+from tools.live_server import free_port
 
 
 @dataclass(frozen=True)

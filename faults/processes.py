@@ -26,14 +26,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from tools.live_server import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, *, timeout: float, alive: Popen | None = None) -> None:

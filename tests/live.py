@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import requests
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools import live_server
+from tools.live_server import ROOT, free_port
+
+__all__ = ["ROOT", "child_env", "database_url", "free_port", "gunicorn"]
 
 
 def database_url() -> str:
@@ -26,12 +23,6 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def child_env(**extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": database_url(), **extra}
 
@@ -39,39 +30,5 @@ def child_env(**extra: str) -> dict[str, str]:
 @contextmanager
 def gunicorn(**env: str) -> Iterator[str]:
     """A gunicorn serving the test database; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=child_env(PUBLIC_BASE_URL=base, **env),
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/healthz", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with live_server.gunicorn(child_env(**env)) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

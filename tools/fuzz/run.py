@@ -22,17 +22,14 @@ one JSON line of figures. Exits 1 when any check failed or a test could not run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import requests
 from psycopg import sql
+
+from tools.live_server import gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRATCH = ROOT / "var" / "fuzz"
@@ -65,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     _say("migrating and seeding a fresh database")
     _manage(env, "migrate", "-v0")
     world = json.loads(_manage(env, "seed_demo", "--json"))
-    with _gunicorn(env) as base:
+    with (
+        (SCRATCH / "server.log").open("wb") as log,
+        gunicorn(env, workers=2, threads=2, log=log) as base,
+    ):
         _prepare(base, world)
         _say(f"fuzzing {base}/api/schema/ (seed {options.seed}, {options.examples} examples)")
         runs = [_schemathesis(base, options, name, phases) for name, phases in _runs(options)]
@@ -144,66 +146,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
         text=True,
     )
     return done.stdout
-
-
-@contextlib.contextmanager
-def _gunicorn(env: dict[str, str]) -> Iterator[str]:
-    """gunicorn on a free loopback port; its log goes to var/fuzz/server.log."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (SCRATCH / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env={**env, "PUBLIC_BASE_URL": base},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait(f"{base}/healthz", server)
-            yield base
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(url: str, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.RequestException:  # not listening yet, or still booting
-            if server.poll() is not None:
-                raise SystemExit("fuzz: gunicorn exited; see var/fuzz/server.log") from None
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 # What the fuzzer is given ----------------------------------------------------------------

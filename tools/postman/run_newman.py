@@ -1,22 +1,20 @@
 """Run the Postman collection with newman against a live gunicorn on a scratch database.
 
-python tools/postman/run_newman.py docs/openpay.postman_collection.json
+python -m tools.postman.run_newman docs/openpay.postman_collection.json
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tools.live_server import ROOT, gunicorn
+
 NEWMAN = ROOT / "tools" / "postman" / "node_modules" / ".bin" / "newman"
 
 
@@ -35,24 +33,7 @@ def main(collection: str) -> int:
             text=True,
         )
         merchant = json.loads(seeded.stdout)["organizations"][0]
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        try:
-            _wait(f"{base}/healthz")
+        with gunicorn(env) as base:
             key = merchant["test_secret_key"]
             usd = next(a["id"] for a in merchant["accounts"] if a["currency"] == "USD")
             second = requests.post(
@@ -71,27 +52,6 @@ def main(collection: str) -> int:
             for name, value in variables.items():
                 command += ["--env-var", f"{name}={value}"]
             return subprocess.run(command, cwd=ROOT, check=False).returncode
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait(url: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.RequestException:  # not listening yet, or still booting
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 if __name__ == "__main__":

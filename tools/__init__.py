@@ -1,0 +1,1 @@
+"""Tools run beside the product: the fuzzer, newman, the dependency audit."""
