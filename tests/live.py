@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,7 +13,7 @@ from django.db import connection
 from tools import live_server
 from tools.live_server import ROOT, free_port
 
-__all__ = ["ROOT", "child_env", "database_url", "free_port", "gunicorn"]
+__all__ = ["ROOT", "celery_worker", "child_env", "database_url", "free_port", "gunicorn"]
 
 
 def database_url() -> str:
@@ -32,3 +34,28 @@ def gunicorn(**env: str) -> Iterator[str]:
     """A gunicorn serving the test database; yields its base URL."""
     with live_server.gunicorn(child_env(**env)) as base:
         yield base
+
+
+@contextmanager
+def celery_worker(*options: str, **env: str) -> Iterator[None]:
+    """A Celery worker (one process, the solo pool) on the test database and broker, with
+    `options` added to its command line; stopped afterwards."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "config", "worker"),
+            *("--pool", "solo", "--loglevel", "WARNING"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
+            *options,
+        ],
+        cwd=ROOT,
+        env=child_env(**env),
+    )
+    try:
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from payments.idempotency import idempotency_records_purge
 from payments.models import IdempotencyRecord, RequestLog
 from payments.requestlog import request_log_flush, request_log_purge
 from tests.factories import log_request, make_organization
-from tests.live import ROOT, child_env
+from tests.live import celery_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -92,21 +90,9 @@ def test_a_worker_started_plainly_flushes_from_the_request_logs_own_queue() -> N
     assert route["queue"].name == "requestlog"
     organization = make_organization()
     request_id = log_request(organization, flush=False)
-    worker = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo"),
-            *("--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"),
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=child_env(),
-    )
-    try:
+    with celery_worker():
         deadline = time.monotonic() + 45
         while not RequestLog.objects.filter(id=request_id).exists():
             assert time.monotonic() < deadline, "no worker took the flush from its queue"
             flush_request_log.delay()
             time.sleep(1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=15)

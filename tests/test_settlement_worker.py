@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from ledger import services as ledger
 from ledger.models import Transfer, TransferStatus
 from payments.tasks import settle_transfers
 from tests.factories import HOLDER, open_account
-from tests.live import ROOT, child_env
+from tests.live import celery_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -24,39 +22,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serializ
 def worker_queue() -> Iterator[str]:
     """A worker on a queue of its own, so no other test's messages reach it."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--queues",
-            queue,
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with celery_worker("--queues", queue):
         yield queue
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_until_settled(ids: list[str], timeout: float = 45) -> dict[str, Transfer]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from payments import webhooks
 from payments.delivery import deliveries_run
 from payments.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.factories import make_organization
-from tests.live import ROOT, child_env
+from tests.live import celery_worker
 
 # Sends run in the test's own thread (concurrency=1): worker threads would have their own
 # connections, which cannot see the test's uncommitted rows.
@@ -187,26 +185,7 @@ def test_a_transfer_that_rolls_back_sends_nothing(
 def test_a_real_worker_delivers_after_commit(receiver: Receiver) -> None:
     organization = make_organization("Alice Ltd")
     endpoint = subscribe(organization, receiver.url)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=child_env(WEBHOOKS_ALLOW_LOOPBACK="true"),
-    )
-    try:
+    with celery_worker(WEBHOOKS_ALLOW_LOOPBACK="true"):
         transfer = make_transfer(organization)
         deadline = time.monotonic() + 45
         while not receiver.received and time.monotonic() < deadline:
@@ -216,9 +195,6 @@ def test_a_real_worker_delivers_after_commit(receiver: Receiver) -> None:
 
             deliver_webhooks.delay()
             time.sleep(1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=15)
     assert receiver.received, "the worker delivered the event"
     _, headers, body = receiver.received[0]
     payload = Webhook(endpoint.secret).verify(body, headers)

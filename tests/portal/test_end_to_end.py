@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +26,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 from standardwebhooks import Webhook
 
 from tests.conftest import CHROMIUM
-from tests.live import ROOT, child_env, gunicorn
+from tests.live import ROOT, celery_worker, gunicorn
 
 pytestmark = [
     pytest.mark.slow,
@@ -125,23 +123,9 @@ def stack(mailbox: Path) -> Iterator[str]:
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mailbox),
     }
-    worker = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "config", "worker", "--beat"),
-            *("--pool", "solo", "--loglevel", "WARNING"),
-            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
-            "--schedule",
-            str(mailbox.parent / "celerybeat-schedule"),
-        ],
-        cwd=ROOT,
-        env=child_env(**env),
-    )
-    try:
-        with gunicorn(**env) as base:
-            yield base
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+    schedule = str(mailbox.parent / "celerybeat-schedule")
+    with celery_worker("--beat", "--schedule", schedule, **env), gunicorn(**env) as base:
+        yield base
 
 
 @pytest.fixture
